@@ -1,0 +1,115 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/floe-io/floe/internal/kbatch"
+)
+
+// Produce v3-v11 (record batch format v2 only). Each partition's batches are
+// validated (framing, CRC, record count, records of uncompressed batches)
+// and queued for the next flush on the read loop, so pipelined requests keep
+// their order; the response waits until the flush's object is in object
+// storage and its metadata is committed (DESIGN invariant 1). acks=0 gets no
+// response at all.
+func init() { register(kmsg.Produce, 3, 11, handleProduce) }
+
+type produceWait struct {
+	topic, part int
+	req         *appendReq
+}
+
+func handleProduce(c *conn, kreq kmsg.Request) (respFuture, error) {
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	resp.SetVersion(req.Version)
+	var waits []produceWait
+	badAcks := req.Acks != 0 && req.Acks != 1 && req.Acks != -1
+	for ti, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		t := c.b.topics.get(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			r, code, msg := c.b.prepareAppend(t, rp.Partition, rp.Records)
+			switch {
+			case badAcks:
+				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
+			case code != nil:
+				sp.ErrorCode = code.Code
+				if msg != "" {
+					sp.ErrorMessage = &msg
+				}
+			default:
+				if err := c.b.wal.append(r); err != nil {
+					sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				} else {
+					waits = append(waits, produceWait{topic: ti, part: len(st.Partitions), req: r})
+					c.b.m.producedBytes.Add(float64(r.bytes))
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return func() kmsg.Response {
+		for _, w := range waits {
+			res := <-w.req.res
+			sp := &resp.Topics[w.topic].Partitions[w.part]
+			if res.err != nil {
+				sp.ErrorCode = res.err.Code
+				continue
+			}
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.baseOffset, res.logAppendTime, res.logStart
+			for _, h := range w.req.hdrs {
+				c.b.m.producedRecs.Add(float64(h.NumRecords))
+			}
+		}
+		if req.Acks == 0 {
+			return nil
+		}
+		return resp
+	}, nil
+}
+
+// prepareAppend checks that this broker leads the partition and that the
+// records are valid batches within max.message.bytes.
+func (b *Broker) prepareAppend(t *topic, partition int32, records []byte) (*appendReq, *kerr.Error, string) {
+	if t == nil {
+		return nil, kerr.UnknownTopicOrPartition, ""
+	}
+	p := t.partition(partition)
+	if p == nil {
+		return nil, kerr.UnknownTopicOrPartition, ""
+	}
+	if st := p.status(); st.deleted {
+		return nil, kerr.UnknownTopicOrPartition, ""
+	} else if !st.leader {
+		return nil, kerr.NotLeaderForPartition, ""
+	}
+	hdrs, batches, err := kbatch.Split(records)
+	if err != nil {
+		if errors.Is(err, kbatch.ErrMagic) {
+			return nil, kerr.UnsupportedForMessageFormat, err.Error()
+		}
+		return nil, kerr.CorruptMessage, err.Error()
+	}
+	maxBytes := int(t.configInt("max.message.bytes"))
+	for i, h := range hdrs {
+		if len(batches[i]) > maxBytes {
+			return nil, kerr.MessageTooLarge, "batch larger than max.message.bytes"
+		}
+		if h.Control() {
+			return nil, kerr.InvalidRecord, "control batches are written by the broker, not producers"
+		}
+		if h.Transactional() {
+			return nil, kerr.TransactionalIDAuthorizationFailed, "transactions are not supported yet"
+		}
+	}
+	return &appendReq{p: p, batches: batches, hdrs: hdrs, bytes: len(records), res: make(chan appendResult, 1)}, nil, ""
+}

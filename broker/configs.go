@@ -1,0 +1,138 @@
+package broker
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// configType is how a topic config value is validated.
+type configType int
+
+const (
+	cfgLong configType = iota
+	cfgInt
+	cfgBool
+	cfgDouble
+	cfgString
+	cfgList
+)
+
+// configDef is one topic config with Kafka's name, default and validation.
+type configDef struct {
+	name  string
+	def   string
+	typ   configType
+	min   float64 // numeric lower bound (inclusive)
+	enum  []string
+	floeN string // documentation: what floe does with it
+}
+
+// topicConfigDefs are the topic configs floe accepts, with Kafka's
+// defaults. Configs that only matter to disk-based Kafka (segment sizes,
+// flush settings) are accepted and reported so tools keep working.
+var topicConfigDefs = func() map[string]configDef {
+	defs := []configDef{
+		{name: "retention.ms", def: "604800000", typ: cfgLong, min: -1},
+		{name: "retention.bytes", def: "-1", typ: cfgLong, min: -1},
+		{name: "cleanup.policy", def: "delete", typ: cfgList, enum: []string{"delete", "compact"}},
+		{name: "max.message.bytes", def: "1048588", typ: cfgInt, min: 0},
+		{name: "message.timestamp.type", def: "CreateTime", typ: cfgString, enum: []string{"CreateTime", "LogAppendTime"}},
+		{name: "message.timestamp.difference.max.ms", def: "9223372036854775807", typ: cfgLong, min: 0},
+		{name: "message.timestamp.before.max.ms", def: "9223372036854775807", typ: cfgLong, min: 0},
+		{name: "message.timestamp.after.max.ms", def: "9223372036854775807", typ: cfgLong, min: 0},
+		{name: "compression.type", def: "producer", typ: cfgString, enum: []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}},
+		{name: "min.insync.replicas", def: "1", typ: cfgInt, min: 1},
+		{name: "segment.bytes", def: "1073741824", typ: cfgInt, min: 14},
+		{name: "segment.ms", def: "604800000", typ: cfgLong, min: 1},
+		{name: "segment.index.bytes", def: "10485760", typ: cfgInt, min: 4},
+		{name: "segment.jitter.ms", def: "0", typ: cfgLong, min: 0},
+		{name: "delete.retention.ms", def: "86400000", typ: cfgLong, min: 0},
+		{name: "min.compaction.lag.ms", def: "0", typ: cfgLong, min: 0},
+		{name: "max.compaction.lag.ms", def: "9223372036854775807", typ: cfgLong, min: 1},
+		{name: "min.cleanable.dirty.ratio", def: "0.5", typ: cfgDouble, min: 0},
+		{name: "file.delete.delay.ms", def: "60000", typ: cfgLong, min: 0},
+		{name: "flush.messages", def: "9223372036854775807", typ: cfgLong, min: 1},
+		{name: "flush.ms", def: "9223372036854775807", typ: cfgLong, min: 0},
+		{name: "index.interval.bytes", def: "4096", typ: cfgInt, min: 0},
+		{name: "preallocate", def: "false", typ: cfgBool},
+		{name: "unclean.leader.election.enable", def: "false", typ: cfgBool},
+		{name: "message.downconversion.enable", def: "true", typ: cfgBool},
+		{name: "local.retention.ms", def: "-2", typ: cfgLong, min: -2},
+		{name: "local.retention.bytes", def: "-2", typ: cfgLong, min: -2},
+		{name: "remote.storage.enable", def: "false", typ: cfgBool},
+		{name: "follower.replication.throttled.replicas", def: "", typ: cfgString},
+		{name: "leader.replication.throttled.replicas", def: "", typ: cfgString},
+	}
+	m := make(map[string]configDef, len(defs))
+	for _, d := range defs {
+		m[d.name] = d
+	}
+	return m
+}()
+
+// topicConfigNames returns every known config name, sorted.
+func topicConfigNames() []string {
+	names := make([]string, 0, len(topicConfigDefs))
+	for n := range topicConfigDefs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// validateTopicConfig checks one name/value pair; the error text goes back
+// to the client with INVALID_CONFIG.
+func validateTopicConfig(name, value string) error {
+	d, ok := topicConfigDefs[name]
+	if !ok {
+		return fmt.Errorf("unknown topic config name: %s", name)
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("invalid value %q for configuration %s: %s", value, name, why)
+	}
+	switch d.typ {
+	case cfgLong, cfgInt:
+		bits := 64
+		if d.typ == cfgInt {
+			bits = 32
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(value), 10, bits)
+		if err != nil {
+			return bad("not a number")
+		}
+		if float64(v) < d.min {
+			return bad(fmt.Sprintf("value must be at least %v", d.min))
+		}
+	case cfgDouble:
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || v < d.min {
+			return bad("not a valid number")
+		}
+	case cfgBool:
+		if _, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(value))); err != nil {
+			return bad("expected true or false")
+		}
+	case cfgString:
+		if len(d.enum) > 0 && !contains(d.enum, value) {
+			return bad("must be one of " + strings.Join(d.enum, ", "))
+		}
+	case cfgList:
+		for _, part := range strings.Split(value, ",") {
+			if !contains(d.enum, strings.TrimSpace(part)) {
+				return bad("must be a list of " + strings.Join(d.enum, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

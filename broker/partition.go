@@ -1,0 +1,230 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/floe-io/floe/internal/kbatch"
+	"github.com/floe-io/floe/internal/metastore"
+)
+
+// partitionState is a partition's record in the metadata store. Every
+// flush that touches the partition rewrites it in the same transaction that
+// adds the flush's segment, compared against the mod revision the leader
+// last saw: a new leader's epoch bump makes a stale leader's commit fail.
+type partitionState struct {
+	LeaderEpoch    int32 `json:"leader_epoch"`
+	Leader         int32 `json:"leader"`
+	HighWatermark  int64 `json:"high_watermark"`
+	LogStartOffset int64 `json:"log_start_offset"`
+}
+
+// segment locates a run of one partition's batches inside an object.
+type segment struct {
+	Object  string `json:"o"`
+	Pos     int64  `json:"p"`
+	Len     int64  `json:"l"`
+	Base    int64  `json:"b"`
+	Last    int64  `json:"e"`
+	MaxTS   int64  `json:"t"`
+	Records int32  `json:"n"`
+}
+
+// partition is the leader's in-memory view of one partition's log.
+type partition struct {
+	b     *Broker
+	topic *topic
+	id    int32
+
+	mu       sync.RWMutex
+	leader   bool
+	deleted  bool
+	epoch    int32
+	modRev   int64 // mod revision of the partition record we last wrote or read
+	hw       int64 // next offset to assign == high watermark (everything flushed is committed)
+	logStart int64
+	segs     []segment // sorted by Base; replaced, never mutated, so readers may keep a snapshot
+}
+
+func newPartition(b *Broker, t *topic, id int32) *partition {
+	return &partition{b: b, topic: t, id: id}
+}
+
+func (p *partition) key() string { return partitionKey(p.topic.id, p.id) }
+
+// takeLeadership bumps the partition's leader epoch in the metadata store
+// and loads its committed state: reading metadata is all a new leader needs.
+func (p *partition) takeLeadership(ctx context.Context) error {
+	var st partitionState
+	kv, err := p.b.meta.Get(ctx, p.key())
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(kv.Value, &st); err != nil {
+			return fmt.Errorf("partition record: %w", err)
+		}
+	case errors.Is(err, metastore.ErrNotFound):
+		kv.ModRevision = 0
+	default:
+		return err
+	}
+	st.LeaderEpoch++
+	st.Leader = p.b.cfg.NodeID
+	val, _ := json.Marshal(st)
+	rev, err := p.b.meta.CAS(ctx, p.key(), kv.ModRevision, val)
+	if err != nil {
+		return fmt.Errorf("taking leadership: %w", err)
+	}
+	segs, err := p.loadSegments(ctx)
+	if err != nil {
+		return err
+	}
+	if n := len(segs); n > 0 && segs[n-1].Last+1 != st.HighWatermark {
+		return fmt.Errorf("metadata inconsistent: last segment ends at %d, high watermark %d", segs[n-1].Last, st.HighWatermark)
+	}
+	p.mu.Lock()
+	p.leader, p.epoch, p.modRev = true, st.LeaderEpoch, rev
+	p.hw, p.logStart, p.segs = st.HighWatermark, st.LogStartOffset, segs
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *partition) loadSegments(ctx context.Context) ([]segment, error) {
+	kvs, err := p.b.meta.List(ctx, segmentPrefix(p.topic.id, p.id))
+	if err != nil {
+		return nil, err
+	}
+	segs := make([]segment, 0, len(kvs))
+	for _, kv := range kvs {
+		var s segment
+		if err := json.Unmarshal(kv.Value, &s); err != nil {
+			return nil, fmt.Errorf("segment %s: %w", kv.Key, err)
+		}
+		segs = append(segs, s)
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].Base < segs[j].Base })
+	return segs, nil
+}
+
+func (p *partition) markDeleted() {
+	p.mu.Lock()
+	p.deleted, p.leader = true, false
+	p.mu.Unlock()
+}
+
+// status is a consistent snapshot of the partition's offsets.
+type partStatus struct {
+	leader   bool
+	deleted  bool
+	epoch    int32
+	hw       int64
+	logStart int64
+	segs     []segment
+}
+
+func (p *partition) status() partStatus {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return partStatus{leader: p.leader, deleted: p.deleted, epoch: p.epoch, hw: p.hw, logStart: p.logStart, segs: p.segs}
+}
+
+// errOffsetOutOfRange is returned by read for offsets outside the log.
+var errOffsetOutOfRange = errors.New("offset out of range")
+
+// read returns whole batches starting with the one holding offset, up to
+// maxBytes (the first batch is returned even if larger, per KIP-74).
+func (p *partition) read(ctx context.Context, st partStatus, offset int64, maxBytes int) ([]byte, error) {
+	if offset < st.logStart || offset > st.hw {
+		return nil, errOffsetOutOfRange
+	}
+	if offset == st.hw {
+		return nil, nil
+	}
+	i := sort.Search(len(st.segs), func(i int) bool { return st.segs[i].Last >= offset })
+	var out []byte
+	for ; i < len(st.segs); i++ {
+		seg := st.segs[i]
+		data, err := p.b.cache.segment(ctx, seg)
+		if err != nil {
+			return nil, err
+		}
+		full := false
+		err = kbatch.Iterate(data, func(h kbatch.Header, batch []byte) bool {
+			if h.LastOffset() < offset {
+				return true
+			}
+			if len(out) > 0 && len(out)+len(batch) > maxBytes {
+				full = true
+				return false
+			}
+			out = append(out, batch...)
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("segment %s@%d: %w", seg.Object, seg.Pos, err)
+		}
+		if full || len(out) >= maxBytes {
+			break
+		}
+	}
+	return out, nil
+}
+
+// offsetForTimestamp returns the first offset whose timestamp is >= ts, or
+// -1 if none is. Batches are located by their max timestamp; within an
+// uncompressed batch the exact record is found.
+func (p *partition) offsetForTimestamp(ctx context.Context, ts int64) (int64, int64, error) {
+	st := p.status()
+	for _, seg := range st.segs {
+		if seg.MaxTS < ts || seg.Last < st.logStart {
+			continue
+		}
+		data, err := p.b.cache.segment(ctx, seg)
+		if err != nil {
+			return -1, -1, err
+		}
+		found, foundTS := int64(-1), int64(-1)
+		err = kbatch.Iterate(data, func(h kbatch.Header, batch []byte) bool {
+			if h.MaxTimestamp < ts || h.LastOffset() < st.logStart {
+				return true
+			}
+			found, foundTS = h.BaseOffset, h.MaxTimestamp
+			if h.Compression() == 0 && !h.LogAppendTime() {
+				done := false
+				_ = kbatch.ReadRecords(batch[kbatch.HeaderSize:], int(h.NumRecords), func(i int, r kbatch.Record) {
+					rts, off := h.FirstTimestamp+r.TimestampDelta, h.BaseOffset+int64(i)
+					if !done && rts >= ts && off >= st.logStart {
+						found, foundTS, done = off, rts, true
+					}
+				})
+			}
+			return false
+		})
+		if err != nil {
+			return -1, -1, err
+		}
+		if found >= 0 {
+			if found < st.logStart {
+				found = st.logStart
+			}
+			return found, foundTS, nil
+		}
+	}
+	return -1, -1, nil
+}
+
+// maxTimestamp returns the offset and timestamp of the record with the
+// largest timestamp (ListOffsets -3), at batch granularity.
+func (p *partition) maxTimestamp(ctx context.Context) (int64, int64, error) {
+	st := p.status()
+	best, bestTS := int64(-1), int64(-1)
+	for _, seg := range st.segs {
+		if seg.MaxTS > bestTS && seg.Last >= st.logStart {
+			best, bestTS = seg.Last, seg.MaxTS
+		}
+	}
+	return best, bestTS, nil
+}

@@ -1,0 +1,66 @@
+// Command floectl is floe's operator CLI: topics, benchmarks, and (as the
+// cluster features land) tables, groups and reassignment. It talks to floe
+// over the Kafka protocol and the admin HTTP API, like any other client.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "topic", "topics":
+		err = topicCmd(ctx, os.Args[2:])
+	case "bench":
+		err = benchCmd(ctx, os.Args[2:])
+	case "help", "-h", "--help":
+		usage()
+		return
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "floectl:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: floectl <command> [flags]
+
+commands:
+  topic list|create|delete|describe   manage topics
+  bench produce                        measure produce throughput and latency
+`)
+}
+
+// commonFlags are shared by every command that talks Kafka.
+type commonFlags struct {
+	brokers string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.brokers, "brokers", envOr("FLOE_BROKERS", "127.0.0.1:9092"), "comma-separated bootstrap brokers")
+}
+
+func (c *commonFlags) seeds() []string { return strings.Split(c.brokers, ",") }
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
