@@ -164,7 +164,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 		DialTimeout:          cfg.DialTimeout,
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
-		PermitWithoutStream:  true,
+		// Pinging without an open stream makes etcd (whose enforcement policy
+		// forbids it) answer GOAWAY "too_many_pings"; leases and watches hold
+		// streams open whenever keepalive matters.
+		PermitWithoutStream: false,
 		// Let large transactions through on the client side; the server's
 		// --max-request-bytes is the effective limit.
 		MaxCallSendMsgSize: maxRequestBytes + grpcOverhead,
