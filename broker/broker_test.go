@@ -76,7 +76,9 @@ func createTopic(t *testing.T, cl *kgo.Client, name string, parts int32, configs
 	}
 }
 
-func value(n int) []byte { return []byte(fmt.Sprintf("value-%06d-%s", n, bytes.Repeat([]byte{'x'}, n%300))) }
+func value(n int) []byte {
+	return []byte(fmt.Sprintf("value-%06d-%s", n, bytes.Repeat([]byte{'x'}, n%300)))
+}
 
 // consumeAll reads partitions from the start until want records arrived.
 func consumeAll(t *testing.T, addr, topic string, want int) []*kgo.Record {
