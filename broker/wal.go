@@ -109,8 +109,13 @@ func (w *walWriter) take() []*appendReq {
 }
 
 // run is the flush loop; it returns after the final flush on close.
+// Flushes keep a cadence: one starts wal.flush.interval after the previous
+// one started (at once if the broker was idle that long), or as soon as
+// wal.flush.bytes are buffered. That bounds PUTs per second per broker at
+// low traffic, while a record never waits for a full interval of its own.
 func (w *walWriter) run() {
 	defer close(w.done)
+	var lastStart time.Time
 	for {
 		select {
 		case <-w.kick:
@@ -121,18 +126,21 @@ func (w *walWriter) run() {
 		if w.bufferedBytes() == 0 {
 			continue
 		}
-		timer := time.NewTimer(w.b.cfg.FlushInterval)
-	wait:
-		for w.bufferedBytes() < w.b.cfg.FlushBytes {
-			select {
-			case <-timer.C:
-				break wait
-			case <-w.kick:
-			case <-w.stop:
-				break wait
+		if wait := time.Until(lastStart.Add(w.b.cfg.FlushInterval)); wait > 0 {
+			timer := time.NewTimer(wait)
+		wait:
+			for w.bufferedBytes() < w.b.cfg.FlushBytes {
+				select {
+				case <-timer.C:
+					break wait
+				case <-w.kick:
+				case <-w.stop:
+					break wait
+				}
 			}
+			timer.Stop()
 		}
-		timer.Stop()
+		lastStart = time.Now()
 		w.flush(w.take())
 	}
 }

@@ -26,6 +26,7 @@ type ProduceConfig struct {
 	Compression string // none, gzip, snappy, lz4, zstd
 	Linger      time.Duration
 	MaxBuffered int
+	Rate        int // records per second (0 = as fast as the cluster takes them)
 }
 
 // ProduceResult is what a run measured.
@@ -100,15 +101,24 @@ func Produce(ctx context.Context, cfg ProduceConfig) (ProduceResult, error) {
 		firstErr  atomic.Value
 		wg        sync.WaitGroup
 		deadline  time.Time
-		produced  int64
 		startTime = time.Now()
 	)
 	if cfg.Duration > 0 {
 		deadline = startTime.Add(cfg.Duration)
 	}
+	var pace time.Duration
+	if cfg.Rate > 0 {
+		pace = time.Second / time.Duration(cfg.Rate)
+	}
 	for i := 0; cfg.Records == 0 || i < cfg.Records; i++ {
 		if ctx.Err() != nil || (!deadline.IsZero() && time.Now().After(deadline)) {
 			break
+		}
+		if pace > 0 {
+			// Open-loop pacing: latency is measured from the intended send time.
+			if d := time.Until(startTime.Add(time.Duration(i) * pace)); d > 0 {
+				time.Sleep(d)
+			}
 		}
 		off := i % 4096
 		r := &kgo.Record{Value: payload[off : off+cfg.RecordBytes]}
@@ -126,7 +136,6 @@ func Produce(ctx context.Context, cfg ProduceConfig) (ProduceResult, error) {
 			lats = append(lats, d)
 			latMu.Unlock()
 		})
-		produced++
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(startTime)
@@ -143,6 +152,5 @@ func Produce(ctx context.Context, cfg ProduceConfig) (ProduceResult, error) {
 		res.P99 = lats[n*99/100]
 		res.MaxLatency = lats[n-1]
 	}
-	_ = produced
 	return res, nil
 }

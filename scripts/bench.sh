@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# make bench: Go micro-benchmarks, then the produce benchmark of floe (on
+# versitygw) against kfake in one run. Figures go to stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+go test -run XXX -bench . -benchmem ./internal/... ./broker/...
+export FLOE_VERSITYGW="$root/bin/versitygw"
+(cd test/bench && go run . -floe "$root/bin/floe" -duration "${BENCH_DURATION:-20s}")
