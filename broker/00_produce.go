@@ -20,6 +20,7 @@ func init() { register(kmsg.Produce, 3, 11, handleProduce) }
 type produceWait struct {
 	topic, part int
 	req         *appendReq
+	dup         bool // a retried batch answered from the original's result
 }
 
 func handleProduce(c *conn, kreq kmsg.Request) (respFuture, error) {
@@ -46,9 +47,15 @@ func handleProduce(c *conn, kreq kmsg.Request) (respFuture, error) {
 					sp.ErrorMessage = &msg
 				}
 			default:
-				if err := c.b.wal.append(r); err != nil {
-					sp.ErrorCode = kerr.NotLeaderForPartition.Code
-				} else {
+				res, err := c.b.appendBatches(r)
+				switch {
+				case err != nil:
+					sp.ErrorCode = err.Code
+				case res.dupOffset >= 0:
+					sp.BaseOffset, sp.LogStartOffset = res.dupOffset, r.p.status().logStart
+				case res.waitFor != nil:
+					waits = append(waits, produceWait{topic: ti, part: len(st.Partitions), req: res.waitFor, dup: true})
+				default:
 					waits = append(waits, produceWait{topic: ti, part: len(st.Partitions), req: r})
 					c.b.m.producedBytes.Add(float64(r.bytes))
 				}
@@ -59,15 +66,18 @@ func handleProduce(c *conn, kreq kmsg.Request) (respFuture, error) {
 	}
 	return func() kmsg.Response {
 		for _, w := range waits {
-			res := <-w.req.res
+			<-w.req.done
+			res := w.req.result
 			sp := &resp.Topics[w.topic].Partitions[w.part]
 			if res.err != nil {
 				sp.ErrorCode = res.err.Code
 				continue
 			}
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.baseOffset, res.logAppendTime, res.logStart
-			for _, h := range w.req.hdrs {
-				c.b.m.producedRecs.Add(float64(h.NumRecords))
+			if !w.dup {
+				for _, h := range w.req.hdrs {
+					c.b.m.producedRecs.Add(float64(h.NumRecords))
+				}
 			}
 		}
 		if req.Acks == 0 {
@@ -111,5 +121,53 @@ func (b *Broker) prepareAppend(t *topic, partition int32, records []byte) (*appe
 			return nil, kerr.TransactionalIDAuthorizationFailed, "transactions are not supported yet"
 		}
 	}
-	return &appendReq{p: p, batches: batches, hdrs: hdrs, bytes: len(records), res: make(chan appendResult, 1)}, nil, ""
+	if len(hdrs) > 1 {
+		pid := hdrs[0].ProducerID
+		for _, h := range hdrs[1:] {
+			if (pid >= 0 || h.ProducerID >= 0) && h.ProducerID != pid {
+				return nil, kerr.InvalidRecord, "an idempotent produce carries one producer's batches"
+			}
+		}
+	}
+	return newAppendReq(p, hdrs, batches, len(records)), nil, ""
+}
+
+type appendOutcome struct {
+	dupOffset int64      // >= 0: the batch was already committed at this offset
+	waitFor   *appendReq // the batch repeats one still in flight
+}
+
+// appendBatches checks idempotent sequences and queues r for the next
+// flush. The sequence check and the enqueue happen under the partition lock
+// so a concurrent flush failure cannot reorder them.
+func (b *Broker) appendBatches(r *appendReq) (appendOutcome, *kerr.Error) {
+	out := appendOutcome{dupOffset: -1}
+	b.wal.waitSpace()
+	p := r.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.leader {
+		return out, kerr.NotLeaderForPartition
+	}
+	if r.idempotent() {
+		dup, waitFor, code := p.checkSequence(r)
+		switch {
+		case code != nil:
+			return out, code
+		case dup >= 0:
+			out.dupOffset = dup
+			return out, nil
+		case waitFor != nil:
+			out.waitFor = waitFor
+			return out, nil
+		}
+	}
+	if err := b.wal.append(r); err != nil {
+		if r.idempotent() {
+			// Undo the pending sequence move; p.mu is held, so inline.
+			delete(p.pending, r.hdrs[0].ProducerID)
+		}
+		return out, kerr.NotLeaderForPartition
+	}
+	return out, nil
 }

@@ -21,6 +21,8 @@ type partitionState struct {
 	Leader         int32 `json:"leader"`
 	HighWatermark  int64 `json:"high_watermark"`
 	LogStartOffset int64 `json:"log_start_offset"`
+	// Producers is the committed idempotent-producer state (producers.go).
+	Producers map[int64]producerEntry `json:"producers,omitempty"`
 }
 
 // segment locates a run of one partition's batches inside an object.
@@ -48,6 +50,9 @@ type partition struct {
 	hw       int64 // next offset to assign == high watermark (everything flushed is committed)
 	logStart int64
 	segs     []segment // sorted by Base; replaced, never mutated, so readers may keep a snapshot
+
+	producers map[int64]producerEntry   // committed; replaced, never mutated
+	pending   map[int64]*pendingProducer // accepted, not yet committed
 }
 
 func newPartition(b *Broker, t *topic, id int32) *partition {
@@ -88,6 +93,7 @@ func (p *partition) takeLeadership(ctx context.Context) error {
 	p.mu.Lock()
 	p.leader, p.epoch, p.modRev = true, st.LeaderEpoch, rev
 	p.hw, p.logStart, p.segs = st.HighWatermark, st.LogStartOffset, segs
+	p.producers, p.pending = st.Producers, nil
 	p.mu.Unlock()
 	return nil
 }

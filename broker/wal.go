@@ -24,8 +24,21 @@ type appendReq struct {
 	batches [][]byte
 	hdrs    []kbatch.Header
 	bytes   int
-	res     chan appendResult // buffered(1): the flusher never blocks on it
+	done    chan struct{} // closed once result is set; any number may wait
+	result  appendResult
 }
+
+func newAppendReq(p *partition, hdrs []kbatch.Header, batches [][]byte, size int) *appendReq {
+	return &appendReq{p: p, hdrs: hdrs, batches: batches, bytes: size, done: make(chan struct{})}
+}
+
+func (r *appendReq) finish(res appendResult) {
+	r.result = res
+	close(r.done)
+}
+
+// idempotent reports whether the request carries an idempotent producer's batches.
+func (r *appendReq) idempotent() bool { return len(r.hdrs) > 0 && r.hdrs[0].ProducerID >= 0 }
 
 type appendResult struct {
 	baseOffset    int64
@@ -68,13 +81,20 @@ func newWALWriter(b *Broker) *walWriter {
 
 var errShuttingDown = errors.New("broker shutting down")
 
-// append queues r for the next flush. It blocks while more than four
-// flushes' worth of bytes are waiting (backpressure onto the connection).
-func (w *walWriter) append(r *appendReq) error {
+// waitSpace blocks while more than four flushes' worth of bytes are
+// waiting (backpressure onto the connection).
+func (w *walWriter) waitSpace() {
 	w.mu.Lock()
 	for !w.closed && w.bytes > 4*w.b.cfg.FlushBytes {
 		w.space.Wait()
 	}
+	w.mu.Unlock()
+}
+
+// append queues r for the next flush without blocking; callers wait for
+// space first (waitSpace) so that they never block holding a partition lock.
+func (w *walWriter) append(r *appendReq) error {
+	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		return errShuttingDown
@@ -176,6 +196,7 @@ type partFlush struct {
 	modRev int64
 	base   int64
 	end    int64 // next offset after this flush
+	bases  []int64 // base offset of each request
 	st     partitionState
 	seg    segment
 }
@@ -214,13 +235,14 @@ func (w *walWriter) flush(reqs []*appendReq) {
 		leader, deleted := p.leader, p.deleted
 		pf.epoch, pf.modRev, pf.base = p.epoch, p.modRev, p.hw
 		pf.st = partitionState{LeaderEpoch: p.epoch, Leader: b.cfg.NodeID, LogStartOffset: p.logStart}
+		producers := p.producers
 		p.mu.RUnlock()
 		if deleted {
-			fail(pf.reqs, kerr.UnknownTopicOrPartition)
+			w.failPartition(pf.reqs, kerr.UnknownTopicOrPartition)
 			continue
 		}
 		if !leader {
-			fail(pf.reqs, kerr.NotLeaderForPartition)
+			w.failPartition(pf.reqs, kerr.NotLeaderForPartition)
 			continue
 		}
 		logAppend := p.topic.config("message.timestamp.type") == "LogAppendTime"
@@ -229,6 +251,7 @@ func (w *walWriter) flush(reqs []*appendReq) {
 		maxTS := int64(-1)
 		var records int32
 		for _, r := range pf.reqs {
+			pf.bases = append(pf.bases, next)
 			for i, bt := range r.batches {
 				kbatch.SetBaseOffset(bt, next)
 				kbatch.SetLeaderEpoch(bt, pf.epoch)
@@ -245,6 +268,7 @@ func (w *walWriter) flush(reqs []*appendReq) {
 		}
 		pf.end = next
 		pf.st.HighWatermark = next
+		pf.st.Producers = commitProducers(producers, pf.reqs, pf.bases, now)
 		e := builder.AddChunk(streamobj.Entry{TopicID: p.topic.id, Partition: p.id, BaseOffset: pf.base, LastOffset: next - 1, MaxTimestamp: maxTS, Records: records}, batches)
 		pf.seg = segment{Pos: e.Pos, Len: e.Len, Base: pf.base, Last: next - 1, MaxTS: maxTS, Records: records}
 		live = append(live, pf)
@@ -265,7 +289,7 @@ func (w *walWriter) flush(reqs []*appendReq) {
 		b.m.flushErrors.WithLabelValues("upload").Inc()
 		b.log.Warn("flush upload failed; producers get a retriable error", "object", name, "err", err)
 		for _, pf := range parts {
-			fail(pf.reqs, kerr.KafkaStorageError)
+			w.failPartition(pf.reqs, kerr.KafkaStorageError)
 		}
 		return
 	}
@@ -273,7 +297,7 @@ func (w *walWriter) flush(reqs []*appendReq) {
 	if err != nil {
 		// The object stays unreferenced; orphan collection removes it.
 		for _, pf := range parts {
-			fail(pf.reqs, errCodeFor(err))
+			w.failPartition(pf.reqs, errCodeFor(err))
 		}
 		return
 	}
@@ -289,19 +313,18 @@ func (w *walWriter) flush(reqs []*appendReq) {
 			p.segs = append(segs, pf.seg)
 			p.hw = pf.end
 			p.modRev = rev
+			p.producers = pf.st.Producers
 		}
 		logStart := p.logStart
 		p.mu.Unlock()
-		next := pf.base
-		for _, r := range pf.reqs {
-			res := appendResult{baseOffset: next, logAppendTime: -1, logStart: logStart}
-			if p.topic.config("message.timestamp.type") == "LogAppendTime" {
+		p.settlePending(pf.reqs, false)
+		logAppend := p.topic.config("message.timestamp.type") == "LogAppendTime"
+		for i, r := range pf.reqs {
+			res := appendResult{baseOffset: pf.bases[i], logAppendTime: -1, logStart: logStart}
+			if logAppend {
 				res.logAppendTime = now
 			}
-			for _, h := range r.hdrs {
-				next += int64(h.NumRecords)
-			}
-			r.res <- res
+			r.finish(res)
 		}
 	}
 	b.notify.broadcast()
@@ -399,6 +422,7 @@ func (w *walWriter) resync(ctx context.Context, parts []*partFlush) {
 		}
 		p.mu.Lock()
 		p.modRev, p.hw, p.logStart, p.segs = kv.ModRevision, st.HighWatermark, st.LogStartOffset, segs
+		p.producers = st.Producers
 		p.mu.Unlock()
 	}
 }
@@ -412,6 +436,45 @@ func errCodeFor(err error) *kerr.Error {
 
 func fail(reqs []*appendReq, code *kerr.Error) {
 	for _, r := range reqs {
-		r.res <- appendResult{baseOffset: -1, logAppendTime: -1, logStart: -1, err: code}
+		r.finish(appendResult{baseOffset: -1, logAppendTime: -1, logStart: -1, err: code})
 	}
+}
+
+// failPartition fails one partition's requests of a flush. An idempotent
+// producer's later batches for the same partition, already queued for the
+// next flush, were accepted assuming these succeed: they fail too (the
+// client retries them in order), so a retry can never land behind them.
+func (w *walWriter) failPartition(reqs []*appendReq, code *kerr.Error) {
+	if len(reqs) == 0 {
+		return
+	}
+	p := reqs[0].p
+	pids := map[int64]bool{}
+	for _, r := range reqs {
+		if r.idempotent() {
+			pids[r.hdrs[0].ProducerID] = true
+		}
+	}
+	var followers []*appendReq
+	if len(pids) > 0 {
+		w.mu.Lock()
+		keep := w.pending[:0]
+		for _, q := range w.pending {
+			if q.p == p && q.idempotent() && pids[q.hdrs[0].ProducerID] {
+				followers = append(followers, q)
+				w.bytes -= q.bytes
+				continue
+			}
+			keep = append(keep, q)
+		}
+		for i := len(keep); i < len(w.pending); i++ {
+			w.pending[i] = nil
+		}
+		w.pending = keep
+		w.space.Broadcast()
+		w.mu.Unlock()
+	}
+	all := append(append([]*appendReq(nil), reqs...), followers...)
+	p.settlePending(all, true)
+	fail(all, code)
 }
