@@ -51,7 +51,7 @@ type partition struct {
 	logStart int64
 	segs     []segment // sorted by Base; replaced, never mutated, so readers may keep a snapshot
 
-	producers map[int64]producerEntry   // committed; replaced, never mutated
+	producers map[int64]producerEntry    // committed; replaced, never mutated
 	pending   map[int64]*pendingProducer // accepted, not yet committed
 }
 

@@ -2,8 +2,7 @@ package broker
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
-
-	)
+)
 
 // Idempotent producers (KIP-98): per partition, the leader tracks each
 // producer id's epoch and its last five committed batches (sequence range

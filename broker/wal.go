@@ -195,7 +195,7 @@ type partFlush struct {
 	epoch  int32
 	modRev int64
 	base   int64
-	end    int64 // next offset after this flush
+	end    int64   // next offset after this flush
 	bases  []int64 // base offset of each request
 	st     partitionState
 	seg    segment
