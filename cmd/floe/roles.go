@@ -26,11 +26,6 @@ func startHTTPRoles(ctx context.Context, cfg *serveConfig, dataDir, storeURL str
 			return err
 		}
 	}
-	if cfg.hasRole("catalog") && cfg.CatalogURI == "" {
-		if err := startCatalog(ctx, cfg, dataDir, storeURL, ready, logger, errc, closers); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
