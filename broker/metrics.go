@@ -17,6 +17,7 @@ type metrics struct {
 	flushErrors    *prometheus.CounterVec
 	cacheHits      *prometheus.CounterVec
 	cacheMisses    prometheus.Counter
+	gcDeleted      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,11 +36,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		flushErrors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floe_wal_flush_errors_total", Help: "Flush failures by stage."}, []string{"stage"}),
 		cacheHits:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floe_read_cache_hits_total", Help: "Segment reads served from memory, by cache."}, []string{"cache"}),
 		cacheMisses:    prometheus.NewCounter(prometheus.CounterOpts{Name: "floe_read_cache_misses_total", Help: "Segment reads that needed a ranged GET."}),
+		gcDeleted:      prometheus.NewCounter(prometheus.CounterOpts{Name: "floe_gc_deleted_objects_total", Help: "Unreferenced flush objects deleted."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.requests, m.requestSeconds, m.requestBytes, m.responseBytes,
 			m.producedBytes, m.producedRecs, m.fetchedBytes, m.flushes, m.flushBytes, m.flushSeconds,
-			m.flushErrors, m.cacheHits, m.cacheMisses)
+			m.flushErrors, m.cacheHits, m.cacheMisses, m.gcDeleted)
 	}
 	return m
 }

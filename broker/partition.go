@@ -34,6 +34,7 @@ type segment struct {
 	Last    int64  `json:"e"`
 	MaxTS   int64  `json:"t"`
 	Records int32  `json:"n"`
+	Epoch   int32  `json:"pe"` // leader epoch of the flush that wrote it
 }
 
 // partition is the leader's in-memory view of one partition's log.

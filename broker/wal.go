@@ -65,6 +65,8 @@ type walWriter struct {
 	done     chan struct{}
 	seq      atomic.Uint64
 	incarnat int64
+
+	commitMu sync.Mutex // held while a flush or a log-start move commits
 }
 
 func newWALWriter(b *Broker) *walWriter {
@@ -209,6 +211,10 @@ func (w *walWriter) flush(reqs []*appendReq) {
 	}
 	start := time.Now()
 	b := w.b
+	// Partition records have one writer at a time: flushes and log-start
+	// moves (retention, DeleteRecords) take turns.
+	w.commitMu.Lock()
+	defer w.commitMu.Unlock()
 	var (
 		parts []*partFlush
 		index = map[*partition]*partFlush{}
@@ -270,7 +276,7 @@ func (w *walWriter) flush(reqs []*appendReq) {
 		pf.st.HighWatermark = next
 		pf.st.Producers = commitProducers(producers, pf.reqs, pf.bases, now)
 		e := builder.AddChunk(streamobj.Entry{TopicID: p.topic.id, Partition: p.id, BaseOffset: pf.base, LastOffset: next - 1, MaxTimestamp: maxTS, Records: records}, batches)
-		pf.seg = segment{Pos: e.Pos, Len: e.Len, Base: pf.base, Last: next - 1, MaxTS: maxTS, Records: records}
+		pf.seg = segment{Pos: e.Pos, Len: e.Len, Base: pf.base, Last: next - 1, MaxTS: maxTS, Records: records, Epoch: pf.epoch}
 		live = append(live, pf)
 	}
 	parts = live
