@@ -26,6 +26,7 @@ func handleIncrementalAlterConfigs(c *conn, kreq kmsg.Request) (respFuture, erro
 		ops := rr.Configs
 		code, msg := c.b.applyTopicConfigs(ctx, int8(rr.ResourceType), rr.ResourceName, req.ValidateOnly, func(cur map[string]string) (map[string]string, error) {
 			for _, op := range ops {
+				op.Name = canonicalConfigName(op.Name)
 				d, known := topicConfigDefs[op.Name]
 				if !known {
 					return nil, fmt.Errorf("unknown topic config name: %s", op.Name)

@@ -65,12 +65,62 @@ var topicConfigDefs = func() map[string]configDef {
 		{name: "follower.replication.throttled.replicas", def: "", typ: cfgString},
 		{name: "leader.replication.throttled.replicas", def: "", typ: cfgString},
 	}
+	defs = append(defs, tableTopicConfigDefs...)
 	m := make(map[string]configDef, len(defs))
 	for _, d := range defs {
 		m[d.name] = d
 	}
 	return m
 }()
+
+// tableTopicConfigDefs are the table-topic configs of DESIGN §7. Each is
+// also accepted under the automq.table.topic. prefix (for users migrating
+// from AutoMQ) and stored under its floe name.
+var tableTopicConfigDefs = []configDef{
+	{name: "table.topic.enable", def: "false", typ: cfgBool},
+	{name: "table.topic.commit.interval.ms", def: "60000", typ: cfgLong, min: 1},
+	{name: "table.topic.namespace", def: "default", typ: cfgString},
+	{name: "table.topic.name", def: "", typ: cfgString},
+	{name: "table.topic.convert.value.type", def: "raw", typ: cfgString, enum: []string{"raw", "string", "by_schema_id", "by_latest_schema"}},
+	{name: "table.topic.convert.key.type", def: "string", typ: cfgString, enum: []string{"raw", "string", "by_schema_id", "by_latest_schema"}},
+	{name: "table.topic.convert.value.by_latest_schema.subject", def: "", typ: cfgString},
+	{name: "table.topic.convert.key.by_latest_schema.subject", def: "", typ: cfgString},
+	{name: "table.topic.transform.value.type", def: "none", typ: cfgString, enum: []string{"none", "flatten", "flatten_debezium"}},
+	{name: "table.topic.partition.by", def: "[]", typ: cfgString},
+	{name: "table.topic.id.columns", def: "[]", typ: cfgString},
+	{name: "table.topic.upsert.enable", def: "false", typ: cfgBool},
+	{name: "table.topic.cdc.field", def: "", typ: cfgString},
+	{name: "table.topic.errors.tolerance", def: "invalid_data", typ: cfgString, enum: []string{"none", "invalid_data", "all"}},
+	{name: "table.topic.dlq.topic", def: "", typ: cfgString},
+	{name: "table.topic.target.file.size.bytes", def: "134217728", typ: cfgLong, min: 1 << 20},
+	{name: "table.topic.expire.snapshot.enabled", def: "true", typ: cfgBool},
+	{name: "table.topic.expire.snapshot.older.than.hours", def: "1", typ: cfgInt, min: 0},
+	{name: "table.topic.expire.snapshot.retain.last", def: "1", typ: cfgInt, min: 1},
+}
+
+// automqTablePrefix is AutoMQ's spelling of the table-topic configs.
+const automqTablePrefix = "automq."
+
+// canonicalConfigName maps automq.table.topic.X to table.topic.X.
+func canonicalConfigName(name string) string {
+	if strings.HasPrefix(name, automqTablePrefix+"table.topic.") {
+		return strings.TrimPrefix(name, automqTablePrefix)
+	}
+	return name
+}
+
+// canonicalConfigs renames AutoMQ-style keys; a key given both ways is an error.
+func canonicalConfigs(in map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		c := canonicalConfigName(k)
+		if _, dup := out[c]; dup {
+			return nil, fmt.Errorf("config %s given twice (also as %s)", c, automqTablePrefix+c)
+		}
+		out[c] = v
+	}
+	return out, nil
+}
 
 // topicConfigNames returns every known config name, sorted.
 func topicConfigNames() []string {
@@ -85,7 +135,7 @@ func topicConfigNames() []string {
 // validateTopicConfig checks one name/value pair; the error text goes back
 // to the client with INVALID_CONFIG.
 func validateTopicConfig(name, value string) error {
-	d, ok := topicConfigDefs[name]
+	d, ok := topicConfigDefs[canonicalConfigName(name)]
 	if !ok {
 		return fmt.Errorf("unknown topic config name: %s", name)
 	}

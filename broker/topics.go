@@ -194,6 +194,10 @@ func (tt *topicTable) create(ctx context.Context, name string, partitions int32,
 	if partitions <= 0 || partitions > 100000 {
 		return nil, fmt.Errorf("%w: %d", errInvalidPartitions, partitions)
 	}
+	configs, err := canonicalConfigs(configs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errInvalidConfig, err)
+	}
 	for k, v := range configs {
 		if err := validateTopicConfig(k, v); err != nil {
 			return nil, fmt.Errorf("%w: %v", errInvalidConfig, err)
@@ -295,12 +299,16 @@ func (tt *topicTable) addPartitions(ctx context.Context, t *topic, total int32, 
 
 // setConfigs replaces a topic's explicit configs after validation.
 func (tt *topicTable) setConfigs(ctx context.Context, t *topic, configs map[string]string) error {
+	configs, err := canonicalConfigs(configs)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errInvalidConfig, err)
+	}
 	for k, v := range configs {
 		if err := validateTopicConfig(k, v); err != nil {
 			return fmt.Errorf("%w: %v", errInvalidConfig, err)
 		}
 	}
-	_, err := tt.b.meta.Update(ctx, topicKey(t.name), func(curv []byte, exists bool) ([]byte, error) {
+	_, err = tt.b.meta.Update(ctx, topicKey(t.name), func(curv []byte, exists bool) ([]byte, error) {
 		if !exists {
 			return nil, errUnknownTopic
 		}
