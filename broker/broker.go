@@ -35,6 +35,9 @@ type Config struct {
 	BlockCacheBytes     int64         `yaml:"block_cache_bytes"`
 	MaxFetchSessions    int           `yaml:"max_fetch_sessions"`
 	ShutdownFlushTimout time.Duration `yaml:"shutdown_flush_timeout"`
+	RetentionInterval   time.Duration `yaml:"retention_check_interval"`
+	GCInterval          time.Duration `yaml:"gc_interval"`
+	GCGrace             time.Duration `yaml:"gc_grace"`
 }
 
 // DefaultConfig returns the defaults of DESIGN §4 and §8.
@@ -51,6 +54,9 @@ func DefaultConfig() Config {
 		BlockCacheBytes:     256 << 20,
 		MaxFetchSessions:    1000,
 		ShutdownFlushTimout: 10 * time.Second,
+		RetentionInterval:   30 * time.Second,
+		GCInterval:          5 * time.Minute,
+		GCGrace:             10 * time.Minute,
 	}
 }
 
@@ -61,6 +67,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FlushBytes <= 0 {
 		return errors.New("broker: wal flush bytes must be positive")
+	}
+	if c.RetentionInterval <= 0 || c.GCInterval <= 0 || c.GCGrace < 0 {
+		return errors.New("broker: retention and gc intervals must be positive")
 	}
 	if c.DefaultPartitions <= 0 {
 		return errors.New("broker: default partitions must be positive")
@@ -93,6 +102,7 @@ type Broker struct {
 	cache    *readCache
 	sessions *fetchSessions
 	notify   *notifier
+	groups   *groupService
 
 	ln      net.Listener
 	connsMu sync.Mutex
@@ -131,6 +141,9 @@ func New(ctx context.Context, cfg Config, meta *metastore.Store, bucket objstore
 		return nil, fmt.Errorf("broker: loading topics: %w", err)
 	}
 	b.wal = newWALWriter(b)
+	if err := b.startGroups(ctx); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -187,8 +200,10 @@ func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
 // Serve accepts connections until Close.
 func (b *Broker) Serve() error {
-	b.wg.Add(1)
+	b.wg.Add(3)
 	go func() { defer b.wg.Done(); b.wal.run() }()
+	go func() { defer b.wg.Done(); b.runRetention(b.cfg.RetentionInterval) }()
+	go func() { defer b.wg.Done(); b.runGC(b.cfg.GCInterval, b.cfg.GCGrace) }()
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {
@@ -238,6 +253,7 @@ func (b *Broker) Close() error {
 			b.ln.Close()
 		}
 		b.wal.close()
+		b.stopGroups()
 		b.connsMu.Lock()
 		for c := range b.conns {
 			c.close()

@@ -251,6 +251,13 @@ func (tt *topicTable) remove(ctx context.Context, t *topic) error {
 	if _, err := tt.b.meta.DeletePrefix(ctx, "segments/"+idh+"/"); err != nil {
 		return err
 	}
+	if g := tt.b.groups; g != nil {
+		// Committed offsets of a deleted topic must not resurface if a
+		// topic of the same name is created again.
+		if err := g.coord.DeleteTopicOffsets(ctx, t.name); err != nil {
+			tt.b.log.Warn("deleting committed offsets of deleted topic", "topic", t.name, "err", err)
+		}
+	}
 	tt.b.notify.broadcast()
 	tt.b.log.Info("topic deleted", "topic", t.name)
 	return nil
