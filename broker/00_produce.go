@@ -93,6 +93,9 @@ func (b *Broker) prepareAppend(t *topic, partition int32, records []byte) (*appe
 	if t == nil {
 		return nil, kerr.UnknownTopicOrPartition, ""
 	}
+	if isInternalTopic(t.name) {
+		return nil, kerr.InvalidTopicException, "cannot append to internal topic " + t.name
+	}
 	p := t.partition(partition)
 	if p == nil {
 		return nil, kerr.UnknownTopicOrPartition, ""

@@ -76,6 +76,7 @@ func (b *Broker) topicMetadata(t *topic) kmsg.MetadataResponseTopic {
 	name := t.name
 	mt.Topic = &name
 	mt.TopicID = t.id
+	mt.IsInternal = isInternalTopic(t.name)
 	mt.AuthorizedOperations = -2147483648
 	for _, p := range t.partitions() {
 		st := p.status()

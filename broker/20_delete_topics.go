@@ -47,6 +47,10 @@ func handleDeleteTopics(c *conn, kreq kmsg.Request) (respFuture, error) {
 			st.ErrorCode = kerr.UnknownTopicID.Code
 		case t == nil:
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case isInternalTopic(t.name):
+			st.ErrorCode = kerr.InvalidTopicException.Code
+			msg := "internal topics cannot be deleted"
+			st.ErrorMessage = &msg
 		default:
 			name := t.name
 			st.Topic, st.TopicID = &name, t.id

@@ -140,6 +140,9 @@ func New(ctx context.Context, cfg Config, meta *metastore.Store, bucket objstore
 	if err := b.topics.load(ctx); err != nil {
 		return nil, fmt.Errorf("broker: loading topics: %w", err)
 	}
+	if err := b.topics.ensureInternalTopics(ctx); err != nil {
+		return nil, fmt.Errorf("broker: internal topics: %w", err)
+	}
 	b.wal = newWALWriter(b)
 	if err := b.startGroups(ctx); err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ type sessionPart struct {
 type fetchSession struct {
 	mu    sync.Mutex
 	id    int32
-	epoch int32 // the epoch the next request must carry
+	epoch int32 // the epoch the next request must carry (after the current one is answered)
 	parts []*sessionPart
 	index map[sessionPartKey]*sessionPart
 }
@@ -64,7 +64,8 @@ func (s *fetchSessions) create() *fetchSession {
 	if s.nextID <= 0 {
 		s.nextID = 1
 	}
-	fs := &fetchSession{id: id, epoch: 1, index: map[sessionPartKey]*sessionPart{}}
+	// epoch becomes 1 when the creating (epoch 0) fetch is answered.
+	fs := &fetchSession{id: id, epoch: 0, index: map[sessionPartKey]*sessionPart{}}
 	s.sessions[id] = fs
 	return fs
 }

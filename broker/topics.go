@@ -160,6 +160,25 @@ func (tt *topicTable) open(ctx context.Context, m topicMeta) (*topic, error) {
 	return t, nil
 }
 
+// consumerOffsetsTopic is Kafka's internal topic for group offsets. floe
+// keeps offsets in the metadata store, but tools and clients look for the
+// topic (regex consumers skip it as internal), so it exists, empty and
+// read-only.
+const consumerOffsetsTopic = "__consumer_offsets"
+
+func isInternalTopic(name string) bool { return name == consumerOffsetsTopic }
+
+// ensureInternalTopics creates the internal topics on first start.
+func (tt *topicTable) ensureInternalTopics(ctx context.Context) error {
+	if tt.get(consumerOffsetsTopic) != nil {
+		return nil
+	}
+	if _, err := tt.create(ctx, consumerOffsetsTopic, 1, map[string]string{"cleanup.policy": "compact"}, false); err != nil && !errors.Is(err, errTopicExists) {
+		return err
+	}
+	return nil
+}
+
 // Errors of topic administration, mapped to Kafka codes by the handlers.
 var (
 	errTopicExists       = errors.New("topic already exists")
