@@ -9,24 +9,30 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/floe-io/floe/internal/metastore"
 	"github.com/floe-io/floe/schema"
 )
 
 // startHTTPRoles starts the catalog and registry roles when enabled.
-func startHTTPRoles(ctx context.Context, cfg *serveConfig, dataDir, storeURL string, meta *metastore.Store, reg prometheus.Registerer, ready *readiness, logger *slog.Logger, errc chan<- error, closers *[]func()) error {
+// It returns the in-process registry client when the registry runs here.
+func startHTTPRoles(ctx context.Context, cfg *serveConfig, dataDir, storeURL string, meta *metastore.Store, ready *readiness, logger *slog.Logger, errc chan<- error, closers *[]func()) (schema.Client, error) {
+	var registry schema.Client
 	if cfg.hasRole("registry") && cfg.RegistryURL == "" {
 		srv, err := schema.NewServer(meta, schema.Config{}, logger.With("component", "registry"))
 		if err != nil {
-			return fmt.Errorf("schema registry: %w", err)
+			return nil, fmt.Errorf("schema registry: %w", err)
 		}
 		if err := serveHTTP("registry", cfg.RegistryAddr, srv.Handler(), ready, logger, errc, closers); err != nil {
-			return err
+			return nil, err
+		}
+		registry = srv.LocalClient()
+	}
+	if cfg.hasRole("catalog") && cfg.CatalogURI == "" {
+		if err := startCatalog(ctx, cfg, dataDir, storeURL, ready, logger, errc, closers); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return registry, nil
 }
 
 // serveHTTP listens on addr and serves h until shutdown; the role is ready

@@ -160,6 +160,7 @@ func serve(args []string) error {
 	}()
 	errc := make(chan error, 4)
 
+	var b *broker.Broker
 	if cfg.hasRole("broker") {
 		bcfg := broker.DefaultConfig()
 		bcfg.NodeID = int32(cfg.NodeID)
@@ -169,7 +170,7 @@ func serve(args []string) error {
 		bcfg.FlushBytes = cfg.FlushBytes
 		bcfg.AutoCreateTopics = cfg.AutoCreateTopics
 		bcfg.DefaultPartitions = int32(cfg.NumPartitions)
-		b, err := broker.New(ctx, bcfg, meta, bucket, reg, logger.With("component", "broker"))
+		b, err = broker.New(ctx, bcfg, meta, bucket, reg, logger.With("component", "broker"))
 		if err != nil {
 			return err
 		}
@@ -186,8 +187,19 @@ func serve(args []string) error {
 		})
 		logger.Info("kafka listener ready", "addr", b.Addr())
 	}
-	if err := startHTTPRoles(ctx, &cfg, dataDir, storeURL, meta, reg, ready, logger, errc, &closers); err != nil {
+	registry, err := startHTTPRoles(ctx, &cfg, dataDir, storeURL, meta, ready, logger, errc, &closers)
+	if err != nil {
 		return err
+	}
+	if b != nil {
+		// Table topics run where partition leaders run.
+		_, ioProps, err := warehouseFor(&cfg, dataDir, storeURL)
+		if err != nil {
+			return err
+		}
+		if err := startTableTopics(ctx, &cfg, b, ioProps, registry, mux, reg, logger, &closers); err != nil {
+			return fmt.Errorf("table topics: %w", err)
+		}
 	}
 
 	startMu.Lock()

@@ -26,6 +26,8 @@ func main() {
 		err = topicCmd(ctx, os.Args[2:])
 	case "bench":
 		err = benchCmd(ctx, os.Args[2:])
+	case "table", "tables":
+		err = tableCmd(ctx, os.Args[2:])
 	case "help", "-h", "--help":
 		usage()
 		return
@@ -44,6 +46,7 @@ func usage() {
 commands:
   topic list|create|delete|describe   manage topics
   bench produce                        measure produce throughput and latency
+  table status [name] | retry name     table topics: state, lag, commits (admin API)
 `)
 }
 
@@ -63,4 +66,21 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// parseArgs parses flags that may come before, between or after positional
+// arguments (`topic create orders --partitions 8`), returning the positionals.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
 }

@@ -26,10 +26,14 @@ func topicCmd(ctx context.Context, args []string) error {
 	common.register(fs)
 	fs.IntVar(&partitions, "partitions", 1, "number of partitions (create)")
 	fs.Var(&configs, "config", "topic config name=value (create; repeatable)")
-	if err := fs.Parse(args[1:]); err != nil {
+	names, err := parseArgs(fs, args[1:])
+	if err != nil {
 		return err
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(common.seeds()...))
+	if err == nil && args[0] != "list" && len(names) == 0 {
+		return fmt.Errorf("topic %s: name a topic", args[0])
+	}
 	if err != nil {
 		return err
 	}
@@ -56,7 +60,7 @@ func topicCmd(ctx context.Context, args []string) error {
 			}
 			cfgs[k] = &v
 		}
-		for _, name := range fs.Args() {
+		for _, name := range names {
 			resp, err := adm.CreateTopic(ctx, int32(partitions), -1, cfgs, name)
 			if err != nil {
 				return err
@@ -68,7 +72,7 @@ func topicCmd(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "delete":
-		resps, err := adm.DeleteTopics(ctx, fs.Args()...)
+		resps, err := adm.DeleteTopics(ctx, names...)
 		if err != nil {
 			return err
 		}
@@ -80,11 +84,11 @@ func topicCmd(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "describe":
-		ends, err := adm.ListEndOffsets(ctx, fs.Args()...)
+		ends, err := adm.ListEndOffsets(ctx, names...)
 		if err != nil {
 			return err
 		}
-		starts, err := adm.ListStartOffsets(ctx, fs.Args()...)
+		starts, err := adm.ListStartOffsets(ctx, names...)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,206 @@
+package tabletopic
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/catalog/rest"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/floe-io/floe/schema"
+)
+
+// Config configures a Service.
+type Config struct {
+	// CatalogURI is the Iceberg REST catalog (floe's own or any other).
+	CatalogURI string
+	// CatalogOptions are extra REST client options (credentials, OAuth
+	// scope, SigV4, TLS...).
+	CatalogOptions []rest.Option
+	// IOProps are iceberg-go FileIO properties used to write data files
+	// (s3.endpoint, s3.region, s3.access-key-id, ...). Credentials the
+	// catalog vends take precedence.
+	IOProps map[string]string
+	// Registry resolves schema ids for by_schema_id / by_latest_schema.
+	Registry schema.Client
+	// NodeID is written into each commit's summary (floe.node-id).
+	NodeID int32
+	// PollInterval is how often topics and leadership are re-read (default 1s).
+	PollInterval time.Duration
+	// ReadBytes bounds one log read (default 1 MiB).
+	ReadBytes int
+	// FlushBytes is how much converted data a worker buffers before it
+	// encodes a Parquet row group (default 8 MiB); it bounds memory.
+	FlushBytes int
+	// ShutdownTimeout bounds the final commit on Close (default 30s).
+	ShutdownTimeout time.Duration
+	// MaxRetryBackoff caps the wait between retries after a failure (default 30s).
+	MaxRetryBackoff time.Duration
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer
+}
+
+func (c *Config) setDefaults() {
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.ReadBytes <= 0 {
+		c.ReadBytes = 1 << 20
+	}
+	if c.FlushBytes <= 0 {
+		c.FlushBytes = 8 << 20
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.MaxRetryBackoff <= 0 {
+		c.MaxRetryBackoff = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.CatalogURI == "" {
+		return errors.New("tabletopic: catalog URI is required")
+	}
+	return nil
+}
+
+// Error tolerances of table.topic.errors.tolerance.
+const (
+	toleranceNone        = "none"
+	toleranceInvalidData = "invalid_data"
+	toleranceAll         = "all"
+)
+
+// tableConfig is a topic's table.topic.* configuration, parsed.
+type tableConfig struct {
+	enabled          bool
+	namespace        []string
+	table            string
+	commitInterval   time.Duration
+	valueType        string
+	keyType          string
+	valueSubject     string
+	keySubject       string
+	transform        string
+	tolerance        string
+	targetFileBytes  int64
+	partitionBy      string
+	upsert           bool
+	expireSnapshots  bool
+	expireOlderThan  time.Duration
+	expireRetainLast int
+	// fingerprint changes whenever any table.topic.* value does, so a
+	// running table restarts on a config change.
+	fingerprint string
+}
+
+// ErrConfig marks an invalid table.topic.* configuration.
+var ErrConfig = errors.New("tabletopic: invalid table topic config")
+
+// parseTableConfig reads a topic's table.topic.* configs. The broker has
+// already validated each value and filled in defaults; anything missing
+// falls back to the same defaults.
+func parseTableConfig(t TopicInfo) (tableConfig, error) {
+	get := func(k, def string) string {
+		if v, ok := t.Configs["table.topic."+k]; ok {
+			return v
+		}
+		if v, ok := t.Configs["automq.table.topic."+k]; ok {
+			return v
+		}
+		return def
+	}
+	var (
+		c    tableConfig
+		errs []error
+	)
+	parseBool := func(k, def string) bool {
+		v, err := strconv.ParseBool(get(k, def))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("table.topic.%s: %w", k, err))
+		}
+		return v
+	}
+	parseInt := func(k, def string, min int64) int64 {
+		v, err := strconv.ParseInt(get(k, def), 10, 64)
+		if err != nil || v < min {
+			errs = append(errs, fmt.Errorf("table.topic.%s=%q: want an integer >= %d", k, get(k, def), min))
+		}
+		return v
+	}
+	oneOf := func(k, def string, allowed ...string) string {
+		v := get(k, def)
+		if !slices.Contains(allowed, v) {
+			errs = append(errs, fmt.Errorf("table.topic.%s=%q: want one of %v", k, v, allowed))
+		}
+		return v
+	}
+	c.enabled = parseBool("enable", "false")
+	ns := get("namespace", "default")
+	if ns == "" {
+		ns = "default"
+	}
+	c.namespace = strings.Split(ns, ".")
+	c.table = get("name", "")
+	if c.table == "" {
+		c.table = t.Name
+	}
+	// Iceberg identifiers are dotted; a topic name may contain dots.
+	c.table = strings.ReplaceAll(c.table, ".", "_")
+	c.commitInterval = time.Duration(parseInt("commit.interval.ms", "60000", 1)) * time.Millisecond
+	convertTypes := []string{"raw", "string", "by_schema_id", "by_latest_schema"}
+	c.valueType = oneOf("convert.value.type", "raw", convertTypes...)
+	c.keyType = oneOf("convert.key.type", "string", convertTypes...)
+	c.valueSubject = get("convert.value.by_latest_schema.subject", "")
+	c.keySubject = get("convert.key.by_latest_schema.subject", "")
+	c.transform = oneOf("transform.value.type", "none", "none", "flatten", "flatten_debezium")
+	c.tolerance = oneOf("errors.tolerance", toleranceInvalidData, toleranceNone, toleranceInvalidData, toleranceAll)
+	c.targetFileBytes = parseInt("target.file.size.bytes", "134217728", 1)
+	c.partitionBy = strings.TrimSpace(get("partition.by", "[]"))
+	c.upsert = parseBool("upsert.enable", "false")
+	c.expireSnapshots = parseBool("expire.snapshot.enabled", "true")
+	c.expireOlderThan = time.Duration(parseInt("expire.snapshot.older.than.hours", "1", 0)) * time.Hour
+	c.expireRetainLast = int(parseInt("expire.snapshot.retain.last", "1", 1))
+
+	// What this pipeline does not do yet is refused loudly rather than
+	// silently producing a different table than asked for.
+	if c.partitionBy != "" && c.partitionBy != "[]" {
+		errs = append(errs, fmt.Errorf("table.topic.partition.by=%s: partitioned tables are not supported yet", c.partitionBy))
+	}
+	if c.upsert {
+		errs = append(errs, errors.New("table.topic.upsert.enable=true: upsert is not supported yet"))
+	}
+
+	keys := slices.Sorted(maps.Keys(t.Configs))
+	var fp strings.Builder
+	fmt.Fprintf(&fp, "%x/%d", t.ID, t.Partitions)
+	for _, k := range keys {
+		if strings.HasPrefix(k, "table.topic.") || strings.HasPrefix(k, "automq.table.topic.") {
+			fmt.Fprintf(&fp, ";%s=%s", k, t.Configs[k])
+		}
+	}
+	c.fingerprint = fp.String()
+	if len(errs) > 0 {
+		return c, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// tableName is namespace.table, the name status and metrics use.
+func (c *tableConfig) tableName() string {
+	return strings.Join(c.namespace, ".") + "." + c.table
+}
