@@ -38,6 +38,9 @@ type Config struct {
 	RetentionInterval   time.Duration `yaml:"retention_check_interval"`
 	GCInterval          time.Duration `yaml:"gc_interval"`
 	GCGrace             time.Duration `yaml:"gc_grace"`
+	CompactionInterval  time.Duration `yaml:"compaction_interval"`
+	// CompactionMinAge leaves segments younger than this alone.
+	CompactionMinAge time.Duration `yaml:"compaction_min_age"`
 }
 
 // DefaultConfig returns the defaults of DESIGN §4 and §8.
@@ -57,6 +60,8 @@ func DefaultConfig() Config {
 		RetentionInterval:   30 * time.Second,
 		GCInterval:          5 * time.Minute,
 		GCGrace:             10 * time.Minute,
+		CompactionInterval:  30 * time.Second,
+		CompactionMinAge:    defaultCompaction.minAge,
 	}
 }
 
@@ -68,7 +73,7 @@ func (c *Config) Validate() error {
 	if c.FlushBytes <= 0 {
 		return errors.New("broker: wal flush bytes must be positive")
 	}
-	if c.RetentionInterval <= 0 || c.GCInterval <= 0 || c.GCGrace < 0 {
+	if c.RetentionInterval <= 0 || c.GCInterval <= 0 || c.GCGrace < 0 || c.CompactionInterval <= 0 {
 		return errors.New("broker: retention and gc intervals must be positive")
 	}
 	if c.DefaultPartitions <= 0 {
@@ -203,10 +208,11 @@ func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
 // Serve accepts connections until Close.
 func (b *Broker) Serve() error {
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go func() { defer b.wg.Done(); b.wal.run() }()
 	go func() { defer b.wg.Done(); b.runRetention(b.cfg.RetentionInterval) }()
 	go func() { defer b.wg.Done(); b.runGC(b.cfg.GCInterval, b.cfg.GCGrace) }()
+	go func() { defer b.wg.Done(); b.runCompaction(b.cfg.CompactionInterval, b.compactionPolicy()) }()
 	for {
 		nc, err := b.ln.Accept()
 		if err != nil {

@@ -14,7 +14,8 @@ import (
 // upload whose commit is still in flight, or a fetch holding an older
 // segment list, is never cut off.
 
-var walObjectName = regexp.MustCompile(`^[0-9a-f]{4}/wal/[0-9]+-[0-9]+-[0-9]+\.fobj$`)
+// floe's own objects: flush objects (wal/) and compacted stream objects (obj/).
+var walObjectName = regexp.MustCompile(`^[0-9a-f]{4}/(wal/[0-9]+-[0-9]+-[0-9]+|obj/[0-9a-f]{32}-[0-9]+-[0-9]+-[0-9]+)\.fobj$`)
 
 // collectGarbage deletes unreferenced flush objects older than grace and
 // returns how many it deleted.
