@@ -149,6 +149,20 @@ func New(ctx context.Context, cfg Config, meta *metastore.Store, bucket objstore
 		return nil, fmt.Errorf("broker: internal topics: %w", err)
 	}
 	b.wal = newWALWriter(b)
+	if reg != nil {
+		// Invariant 6 made visible: segment records held for the partitions led here.
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "floe_broker_segment_records", Help: "Segment records in the metadata store for partitions this broker leads.",
+		}, func() float64 {
+			n := 0
+			for _, t := range b.topics.all() {
+				for _, p := range t.partitions() {
+					n += len(p.status().segs)
+				}
+			}
+			return float64(n)
+		}))
+	}
 	if err := b.startGroups(ctx); err != nil {
 		return nil, err
 	}

@@ -115,6 +115,15 @@ func run(dur time.Duration, floeBin string) error {
 	puts := after["floe_objstore_operations_total{bucket=\"data\",operation=\"upload\"}"] - before["floe_objstore_operations_total{bucket=\"data\",operation=\"upload\"}"]
 	cpu := after["process_cpu_seconds_total"] - before["process_cpu_seconds_total"]
 
+	// Metadata after compaction: segment records per GiB ingested (invariant 6).
+	segsBefore := after["floe_broker_segment_records"]
+	time.Sleep(45 * time.Second) // compaction leaves segments younger than 30 s alone
+	compacted, err := scrape(adminAddr)
+	if err != nil {
+		return err
+	}
+	segsAfter := compacted["floe_broker_segment_records"]
+
 	// Latency at a paced rate: half of floe's saturation rate.
 	rate := int(float64(floeRes.Records) / floeRes.Elapsed.Seconds() / 2)
 	paced, err := loadgen.Produce(ctx, loadgen.ProduceConfig{Seeds: []string{kafkaAddr}, Topic: "bench", Duration: dur / 2, RecordBytes: recordBytes, Rate: rate})
@@ -131,6 +140,7 @@ func run(dur time.Duration, floeBin string) error {
 	fmt.Printf("| p50 / p99 at %d rec/s | %v / %v | |\n", rate, paced.P50.Round(time.Millisecond), paced.P99.Round(time.Millisecond))
 	fmt.Printf("| object PUTs per GiB | %.1f | |\n", puts/gib)
 	fmt.Printf("| broker CPU-seconds per GiB | %.2f | |\n", cpu/gib)
+	fmt.Printf("| segment records per GiB: after the run / after compaction | %.0f / %.0f | |\n", segsBefore/gib, segsAfter/gib)
 	return nil
 }
 
