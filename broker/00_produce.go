@@ -9,13 +9,16 @@ import (
 	"github.com/floe-io/floe/internal/kbatch"
 )
 
-// Produce v3-v11 (record batch format v2 only). Each partition's batches are
+// Produce v0-v11, record batch format v2 only: v0-v2 requests (message
+// sets v0/v1) get UNSUPPORTED_FOR_MESSAGE_FORMAT, but the versions are
+// advertised because librdkafka (before 2.12) only compresses gzip, snappy
+// and lz4 when the broker lists Produce v0. Each partition's batches are
 // validated (framing, CRC, record count, records of uncompressed batches)
 // and queued for the next flush on the read loop, so pipelined requests keep
 // their order; the response waits until the flush's object is in object
 // storage and its metadata is committed (DESIGN invariant 1). acks=0 gets no
 // response at all.
-func init() { register(kmsg.Produce, 3, 11, handleProduce) }
+func init() { register(kmsg.Produce, 0, 11, handleProduce) }
 
 type produceWait struct {
 	topic, part int

@@ -156,6 +156,9 @@ func (p *partition) read(ctx context.Context, st partStatus, offset int64, maxBy
 		seg := st.segs[i]
 		data, err := p.b.cache.segment(ctx, seg)
 		if err != nil {
+			if len(out) > 0 {
+				return out, nil // what was read is good; the next fetch retries the rest
+			}
 			return nil, err
 		}
 		full := false

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // readCache serves segment bytes to fetches. Recently flushed objects are
@@ -127,7 +128,28 @@ func (c *readCache) load(key blockKey, seg segment, call *blockCall) {
 	close(call.done)
 }
 
+// get reads one segment, retrying a transient failure a few times: a
+// catch-up fetch spans many objects, and one flaky GET should cost latency,
+// not the fetch.
 func (c *readCache) get(ctx context.Context, seg segment) ([]byte, error) {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		var data []byte
+		if data, err = c.getOnce(ctx, seg); err == nil {
+			return data, nil
+		}
+	}
+	return nil, err
+}
+
+func (c *readCache) getOnce(ctx context.Context, seg segment) ([]byte, error) {
 	rc, err := c.bucket.GetRange(ctx, seg.Object, seg.Pos, seg.Len)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", seg.Object, err)

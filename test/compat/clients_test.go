@@ -255,8 +255,8 @@ func (c *cluster) checkFranzConsume(t *testing.T, topic, codec string, ds *datas
 		hint := ""
 		if want != 0 && len(seen) == 1 && seen[0] > 0 {
 			// See the report in test/compat/README.md.
-			hint = "; the producer sent its batches uncompressed (librdkafka <= 2.11 does so " +
-				"for gzip and snappy unless the broker advertises Produce v0, and for lz4 unless it advertises FindCoordinator)"
+			hint = "; the producer sent its batches uncompressed (librdkafka <= 2.11 does so for gzip, " +
+				"snappy and lz4 unless the broker's ApiVersions include Produce v0, and for lz4 also FindCoordinator)"
 		}
 		// Not fatal: the content checks after this still tell something.
 		t.Errorf("fetched batches by codec %v, want only codec %d (%s)%s", seen, want, codec, hint)

@@ -205,16 +205,17 @@ func runDurability(t *testing.T, f *floeproc.Floe, disruptions []disruption) {
 	t.Logf("producer: %d records sent, %s", total, acks.summary())
 
 	logRecs := readAll(t, f.KafkaAddr(), durableTopic, numPartitions)
-	if err := checkDurable(acks.acks, logRecs); err != nil {
+	landed, err := checkDurable(acks.acks, logRecs)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("log: %d records, all %d acknowledged ones at their offsets, offsets dense", landed, len(acks.acks))
 }
 
 // checkDurable checks the log against the acknowledgements: dense offsets,
 // only records we produced, and every acknowledged one at its offset.
-func checkDurable(acks []ack, logRecs map[int32][]*kgo.Record) error {
+func checkDurable(acks []ack, logRecs map[int32][]*kgo.Record) (landed int, err error) {
 	var p problems
-	landed := 0
 	for part, recs := range logRecs {
 		for i, r := range recs {
 			if r.Offset != int64(i) {
@@ -247,12 +248,12 @@ func checkDurable(acks []ack, logRecs map[int32][]*kgo.Record) error {
 		}
 	}
 	if err := p.err(fmt.Sprintf("%d acknowledged records, %d in the log", len(acks), landed)); err != nil {
-		return err
+		return landed, err
 	}
 	if len(acks) == 0 {
-		return errors.New("nothing was acknowledged")
+		return landed, errors.New("nothing was acknowledged")
 	}
-	return nil
+	return landed, nil
 }
 
 // readAll reads every partition of topic from offset 0 to its end offset
