@@ -28,7 +28,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Node packages used by tests (each directory has its package.json and lock).
-for d in test/compat/js schema/testdata/js catalog/testdata/js; do
+for d in test/compat/js schema/testdata/js catalog/testdata/js query-examples/duckdb; do
   if [ -f "$d/package.json" ] && [ ! -d "$d/node_modules" ]; then
     echo "deps: npm ci in $d"
     (cd "$d" && { [ -f package-lock.json ] && npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })

@@ -254,7 +254,7 @@ func (s *Service) catalog(ctx context.Context) (catalogClient, error) {
 	if s.cat != nil {
 		return s.cat, nil
 	}
-	opts := append(slices.Clone(s.cfg.CatalogOptions), rest.WithAdditionalProps(iceberg.Properties(s.cfg.IOProps)))
+	opts := append(slices.Clone(s.cfg.CatalogOptions), rest.WithAdditionalProps(iceberg.Properties(maps.Clone(s.cfg.IOProps))))
 	cat, err := rest.NewCatalog(ctx, "floe", s.cfg.CatalogURI, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to catalog %s: %w", s.cfg.CatalogURI, err)
