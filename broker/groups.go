@@ -45,7 +45,8 @@ func (s singleNode) coordinatorFor(int8, string) (int32, string, int32) {
 // startGroups loads the persisted groups and starts their coordinator.
 func (b *Broker) startGroups(ctx context.Context) error {
 	place := singleNode{b}
-	coord, err := group.New(group.DefaultConfig(), group.MetaStore(b.meta), brokerTopics{b}, b.log.With("component", "groups"), group.WithPlacement(place))
+	coord, err := group.New(group.DefaultConfig(), group.MetaStore(b.meta), brokerTopics{b}, b.log.With("component", "groups"),
+		group.WithPlacement(place), group.WithTopicImage(brokerTopics{b}))
 	if err != nil {
 		return fmt.Errorf("broker: group coordinator: %w", err)
 	}
@@ -87,6 +88,36 @@ func (t brokerTopics) PartitionExists(topic string, partition int32) bool {
 	}
 	p := tp.partition(partition)
 	return p != nil && !p.status().deleted
+}
+
+var _ group.TopicImage = brokerTopics{}
+
+// TopicMeta shows KIP-848 consumer groups a topic's id and partition count.
+func (t brokerTopics) TopicMeta(name string) ([16]byte, int32, bool) {
+	tp := t.b.topics.get(name)
+	if tp == nil {
+		return [16]byte{}, 0, false
+	}
+	return tp.id, int32(len(tp.partitions())), true
+}
+
+// TopicName names a topic by id for ConsumerGroupDescribe.
+func (t brokerTopics) TopicName(id [16]byte) (string, bool) {
+	tp := t.b.topics.getByID(id)
+	if tp == nil {
+		return "", false
+	}
+	return tp.name, true
+}
+
+// TopicNames lists every topic for regex subscriptions.
+func (t brokerTopics) TopicNames() []string {
+	all := t.b.topics.all()
+	names := make([]string, len(all))
+	for i, tp := range all {
+		names[i] = tp.name
+	}
+	return names
 }
 
 // groupContext is the context of a group request's future: cancelled when

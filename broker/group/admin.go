@@ -13,8 +13,8 @@ import (
 // no ACLs in force: READ (3), DELETE (6) and DESCRIBE (8).
 const groupOperations = 1<<3 | 1<<6 | 1<<8
 
-// groupType is the type of every group this coordinator runs (KIP-848
-// "consumer" groups are another coordinator).
+// groupType is the type of classic groups; KIP-848 groups are of type
+// consumerGroupType.
 const groupType = "classic"
 
 // DescribeGroups v0-v6. Member metadata and assignments, and the protocol,
@@ -61,6 +61,18 @@ func (c *Coordinator) describe(ctx context.Context, name string, version int16, 
 	if g.state == Dead {
 		return notFound()
 	}
+	if g.consumer != nil {
+		// Kafka describes only classic groups here: a KIP-848 group is
+		// Dead, and from v6 GROUP_ID_NOT_FOUND (ConsumerGroupDescribe
+		// describes it).
+		sg.State = Dead.String()
+		if version >= 6 {
+			sg.ErrorCode = kerr.GroupIDNotFound.Code
+			msg := "Group " + name + " is not a classic group."
+			sg.ErrorMessage = &msg
+		}
+		return sg
+	}
 	sg.State = g.state.String()
 	sg.ProtocolType = g.protocolType
 	stable := g.state == Stable
@@ -82,8 +94,8 @@ func (c *Coordinator) describe(ctx context.Context, name string, version int16, 
 	return sg
 }
 
-// ListGroups v0-v5, filtered by state (v4+) and type (v5+), both matched
-// case-insensitively as in Kafka.
+// ListGroups v0-v5, filtered by state (v4+) and type (v5+, "classic" or
+// "consumer"), both matched case-insensitively as in Kafka.
 func (c *Coordinator) ListGroups(_ context.Context, req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	resp.SetVersion(req.Version)
@@ -98,21 +110,22 @@ func (c *Coordinator) ListGroups(_ context.Context, req *kmsg.ListGroupsRequest)
 		}
 		return false
 	}
-	if !matches(req.TypesFilter, groupType) {
-		return resp
-	}
 	for _, g := range c.snapshot() {
 		g.mu.Lock()
-		state, protocolType := g.state, g.protocolType
+		dead := g.state == Dead
+		state, protocolType, typ := g.state.String(), g.protocolType, groupType
+		if g.consumer != nil { // a KIP-848 group (consumer.go)
+			state, protocolType, typ = g.consumer.state().String(), "consumer", consumerGroupType
+		}
 		g.mu.Unlock()
-		if state == Dead || !matches(req.StatesFilter, state.String()) {
+		if dead || !matches(req.TypesFilter, typ) || !matches(req.StatesFilter, state) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
 		lg.Group = g.name
 		lg.ProtocolType = protocolType
-		lg.GroupState = state.String()
-		lg.GroupType = groupType
+		lg.GroupState = state
+		lg.GroupType = typ
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp
@@ -161,7 +174,7 @@ func (c *Coordinator) deleteGroup(ctx context.Context, name string) *kerr.Error 
 		g.mu.Unlock()
 		c.mu.Unlock()
 		return kerr.GroupIDNotFound
-	case g.state != Empty:
+	case g.state != Empty, g.consumer != nil && len(g.consumer.members) > 0:
 		g.mu.Unlock()
 		c.mu.Unlock()
 		return kerr.NonEmptyGroup

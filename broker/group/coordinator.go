@@ -1,7 +1,9 @@
 // Package group is floe's coordinator for classic Kafka consumer groups: the
 // JoinGroup/SyncGroup rebalance protocol (states Empty, PreparingRebalance,
 // CompletingRebalance, Stable and Dead), heartbeats and session timeouts,
-// static membership, and every group's committed offsets.
+// static membership, and every group's committed offsets. KIP-848 consumer
+// groups, assigned by the coordinator through ConsumerGroupHeartbeat, share
+// the groups' offsets, locks and storage (consumer.go).
 //
 // Group metadata (generation, protocol, leader, members with their
 // subscriptions and assignments) and committed offsets live in the metadata
@@ -51,6 +53,15 @@ type Config struct {
 	NewMemberJoinTimeout time.Duration `yaml:"group_new_member_join_timeout"`
 	// WriteTimeout bounds each metadata-store write.
 	WriteTimeout time.Duration `yaml:"group_write_timeout"`
+
+	// KIP-848 consumer groups (consumer.go). MaxSize caps them too.
+	//
+	// ConsumerHeartbeatInterval is the interval members are told to
+	// heartbeat at (group.consumer.heartbeat.interval.ms).
+	ConsumerHeartbeatInterval time.Duration `yaml:"group_consumer_heartbeat_interval"`
+	// ConsumerSessionTimeout fences a member that has not heartbeaten for
+	// that long (group.consumer.session.timeout.ms).
+	ConsumerSessionTimeout time.Duration `yaml:"group_consumer_session_timeout"`
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -62,6 +73,9 @@ func DefaultConfig() Config {
 		MaxOffsetMetadataBytes: 4096,
 		NewMemberJoinTimeout:   5 * time.Minute,
 		WriteTimeout:           10 * time.Second,
+
+		ConsumerHeartbeatInterval: 5 * time.Second,
+		ConsumerSessionTimeout:    45 * time.Second,
 	}
 }
 
@@ -80,6 +94,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("group: new member join timeout %s must be positive", c.NewMemberJoinTimeout)
 	case c.WriteTimeout <= 0:
 		return fmt.Errorf("group: write timeout %s must be positive", c.WriteTimeout)
+	case c.ConsumerHeartbeatInterval <= 0 || c.ConsumerSessionTimeout <= c.ConsumerHeartbeatInterval:
+		return fmt.Errorf("group: consumer heartbeat interval %s must be positive and below the consumer session timeout %s",
+			c.ConsumerHeartbeatInterval, c.ConsumerSessionTimeout)
 	}
 	return nil
 }
@@ -131,6 +148,7 @@ type Coordinator struct {
 	placement Placement
 	clock     Clock
 	log       *slog.Logger
+	image     TopicImage // consumer groups' view of topics (consumer.go)
 
 	mu     sync.Mutex // guards groups, each group's deleting, and bg.Add
 	groups map[string]*group

@@ -150,6 +150,10 @@ type group struct {
 	timer    Timer
 	timerAt  time.Time
 	deleting chan struct{}
+
+	// consumer is the KIP-848 state while the group is a consumer group
+	// (consumer.go); the classic state machine then stays Empty.
+	consumer *consumerGroup
 }
 
 func newGroup(c *Coordinator, name string) *group {
@@ -167,6 +171,10 @@ func newGroup(c *Coordinator, name string) *group {
 func (g *group) restore(lg *loadedGroup, now time.Time) {
 	g.offsets = lg.offsets
 	g.stored = true
+	if lg.consumer != nil {
+		g.restoreConsumer(lg.consumer, now)
+		return
+	}
 	if lg.meta == nil {
 		return
 	}
@@ -204,7 +212,8 @@ func (g *group) restore(lg *loadedGroup, now time.Time) {
 // vacant reports whether the group holds nothing: no members, no offsets,
 // nothing stored.
 func (g *group) vacant() bool {
-	return g.state == Empty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 && !g.stored && g.record == nil
+	return g.state == Empty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 && !g.stored && g.record == nil &&
+		g.consumer == nil
 }
 
 func (g *group) sortedMembers() []*member {
@@ -579,6 +588,9 @@ func (g *group) memberRecord(m *member, assignment []byte) memberRecord {
 
 // expire applies every deadline that has passed.
 func (g *group) expire(now time.Time) {
+	if g.consumer != nil {
+		g.expireConsumer(now) // KIP-848 sessions and revocations (consumer.go)
+	}
 	for id, exp := range g.pending {
 		if !now.Before(exp) {
 			delete(g.pending, id)
@@ -650,6 +662,9 @@ func (g *group) nextDeadline() time.Time {
 	if g.state == CompletingRebalance || g.state == Stable {
 		consider(g.syncDeadline)
 	}
+	if g.consumer != nil {
+		consider(g.consumerDeadline())
+	}
 	return next
 }
 
@@ -700,10 +715,14 @@ func (g *group) onTimer() {
 	g.expire(now)
 	g.arm(now)
 	write := g.record != nil
+	writeConsumer := g.consumer != nil && g.consumer.dirty()
 	vacant := g.vacant()
 	g.mu.Unlock()
 	if write {
 		g.flushLogged()
+	}
+	if writeConsumer {
+		g.flushConsumerLogged()
 	}
 	if vacant {
 		g.c.dropIfVacant(g)

@@ -48,6 +48,15 @@ func (c *Coordinator) JoinGroup(ctx context.Context, client Client, req *kmsg.Jo
 			g.mu.Unlock()
 			return fail(kerr.NotCoordinator)
 		}
+		if g.consumer != nil {
+			// A KIP-848 group: only an empty one turns classic
+			// (consumer_persist.go).
+			g.mu.Unlock()
+			if e := g.dropEmptyConsumerGroup(ctx); e != nil {
+				return fail(e)
+			}
+			continue
+		}
 		now := c.clock.Now()
 		done, wait := g.join(client, req, session, rebalance, now)
 		g.arm(now)

@@ -90,12 +90,34 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 			g.io.RUnlock()
 			return setAll(kerr.NotCoordinator)
 		}
-		if e := g.validateCommit(req, now); e != nil {
+		var e *kerr.Error
+		var stale func(topic string, partition int32) bool
+		if g.consumer != nil {
+			stale, e = g.validateConsumerCommit(req) // KIP-848 member epochs (consumer.go)
+		} else {
+			e = g.validateCommit(req, now)
+		}
+		if e != nil {
 			g.mu.Unlock()
 			g.io.RUnlock()
 			return setAll(e)
 		}
+		if stale != nil {
+			kept := commits[:0]
+			for _, cm := range commits {
+				if stale(cm.topic, cm.part) {
+					*cm.code = kerr.StaleMemberEpoch.Code
+				} else {
+					kept = append(kept, cm)
+				}
+			}
+			commits = kept
+		}
 		g.mu.Unlock()
+		if len(commits) == 0 {
+			g.io.RUnlock()
+			return resp
+		}
 
 		writes := make([]Write, len(commits))
 		for i, cm := range commits {
@@ -244,6 +266,11 @@ func (c *Coordinator) fetchGroup(ctx context.Context, rg kmsg.OffsetFetchRequest
 	}
 	if g != nil {
 		g.mu.Lock()
+		if e := g.validateConsumerFetch(rg); e != nil { // KIP-848 member epochs (consumer.go)
+			g.mu.Unlock()
+			sg.ErrorCode = e.Code
+			return sg
+		}
 		if g.state != Dead {
 			if rg.Topics == nil {
 				offsets = make(map[string]map[int32]committed, len(g.offsets))
@@ -335,7 +362,11 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 		return fail(kerr.GroupIDNotFound)
 	}
 	subscribed := func(string) bool { return false }
-	if g.state != Empty {
+	if g.consumer != nil {
+		// A KIP-848 group deletes offsets in any state, of topics no
+		// member subscribes to (consumer.go).
+		subscribed = g.consumer.subscribedTo
+	} else if g.state != Empty {
 		if g.protocolType != "consumer" {
 			g.mu.Unlock()
 			return fail(kerr.NonEmptyGroup)

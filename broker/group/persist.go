@@ -108,8 +108,9 @@ type offsetRecord struct {
 
 // loadedGroup is what the store holds for one group.
 type loadedGroup struct {
-	meta    *groupRecord
-	offsets map[string]map[int32]committed
+	meta     *groupRecord
+	offsets  map[string]map[int32]committed
+	consumer *loadedConsumer // KIP-848 state (consumer_persist.go)
 }
 
 // load reads every group under groups/.
@@ -165,6 +166,10 @@ func load(ctx context.Context, s Store) (map[string]*loadedGroup, error) {
 				lg.offsets[topic] = make(map[int32]committed)
 			}
 			lg.offsets[topic][int32(p)] = committed{offsetRecord: rec, rev: kv.ModRevision}
+		case isConsumerKey(sub):
+			if err := get(name).loadConsumerKey(sub, kv); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, fmt.Errorf("group: unexpected key %q", kv.Key)
 		}
