@@ -29,23 +29,10 @@ func handleListOffsets(c *conn, kreq kmsg.Request) (respFuture, error) {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, -1
-			var p *partition
-			if t != nil {
-				p = t.partition(rp.Partition)
-			}
-			if p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			ps := p.status()
+			p, ps, perr := ledPartition(t, rp.Partition, rp.CurrentLeaderEpoch)
 			switch {
-			case !ps.leader:
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
-			case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < ps.epoch:
-				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			case rp.CurrentLeaderEpoch > ps.epoch:
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case perr != nil:
+				sp.ErrorCode = perr.Code
 			default:
 				sp.LeaderEpoch = ps.epoch
 				switch rp.Timestamp {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -23,23 +22,10 @@ func handleOffsetForLeaderEpoch(c *conn, kreq kmsg.Request) (respFuture, error) 
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition, sp.LeaderEpoch, sp.EndOffset = rp.Partition, -1, -1
-			var p *partition
-			if t != nil {
-				p = t.partition(rp.Partition)
-			}
-			if p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				st.Partitions = append(st.Partitions, sp)
-				continue
-			}
-			ps := p.status()
+			_, ps, perr := ledPartition(t, rp.Partition, rp.CurrentLeaderEpoch)
 			switch {
-			case !ps.leader:
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
-			case rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch < ps.epoch:
-				sp.ErrorCode = kerr.FencedLeaderEpoch.Code
-			case rp.CurrentLeaderEpoch > ps.epoch:
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case perr != nil:
+				sp.ErrorCode = perr.Code
 			default:
 				sp.LeaderEpoch, sp.EndOffset = endOffsetForEpoch(ps, rp.LeaderEpoch)
 			}

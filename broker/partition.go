@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/floe-io/floe/internal/kbatch"
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -237,4 +239,29 @@ func (p *partition) maxTimestamp(ctx context.Context) (int64, int64, error) {
 		}
 	}
 	return best, bestTS, nil
+}
+
+// ledPartition resolves a partition of topic t that this broker leads and
+// checks the client's current leader epoch (KIP-320; -1 means unknown),
+// returning the Kafka error to answer otherwise.
+func ledPartition(t *topic, id, currentEpoch int32) (*partition, partStatus, *kerr.Error) {
+	var p *partition
+	if t != nil {
+		p = t.partition(id)
+	}
+	if p == nil {
+		return nil, partStatus{}, kerr.UnknownTopicOrPartition
+	}
+	ps := p.status()
+	switch {
+	case ps.deleted:
+		return nil, ps, kerr.UnknownTopicOrPartition
+	case !ps.leader:
+		return nil, ps, kerr.NotLeaderForPartition
+	case currentEpoch >= 0 && currentEpoch < ps.epoch:
+		return nil, ps, kerr.FencedLeaderEpoch
+	case currentEpoch > ps.epoch:
+		return nil, ps, kerr.UnknownLeaderEpoch
+	}
+	return p, ps, nil
 }
