@@ -573,3 +573,32 @@ func TestNoOpCommitAndMetrics(t *testing.T) {
 		t.Errorf("metrics report: %d, want 204", st)
 	}
 }
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	db := dir + "/c.db"
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no warehouse", Config{DBDSN: db}},
+		{"warehouse without scheme", Config{DBDSN: db, Warehouse: "relative/path"}},
+		{"s3 warehouse without bucket", Config{DBDSN: db, Warehouse: "s3:///lake"}},
+		{"no dsn", Config{Warehouse: "file:///tmp/wh"}},
+		{"in-memory sqlite", Config{DBDSN: ":memory:", Warehouse: "file:///tmp/wh"}},
+		{"unknown driver", Config{DBDriver: "oracle", DBDSN: "x", Warehouse: "file:///tmp/wh"}},
+		{"client id without secret", Config{DBDSN: db, Warehouse: "file:///tmp/wh", ClientID: "a"}},
+		{"unreachable postgres", Config{DBDriver: "postgres", DBDSN: "postgres://nobody@127.0.0.1:1/x?connect_timeout=2", Warehouse: "file:///tmp/wh"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			srv, err := New(ctx, tc.cfg, nil)
+			if err == nil {
+				_ = srv.Close()
+				t.Fatalf("New(%+v) succeeded", tc.cfg)
+			}
+		})
+	}
+}

@@ -184,7 +184,10 @@ func (s *Server) stageChange(ctx context.Context, ch tableChange) (stagedChange,
 	if err != nil {
 		return st, badRequestf("cannot apply updates to %s: %v", strings.Join(ch.ident, "."), err)
 	}
-	if exists && updated.Equals(cur.meta) {
+	// A commit that adds a snapshot always changes the table; skip the deep
+	// comparison, which costs as much as the metadata is long.
+	addsSnapshot := slices.ContainsFunc(updates, func(u table.Update) bool { return u.Action() == table.UpdateAddSnapshot })
+	if exists && !addsSnapshot && updated.Equals(cur.meta) {
 		st.next = cur
 		return st, nil
 	}

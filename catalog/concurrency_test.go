@@ -43,7 +43,9 @@ func TestConcurrentAppends(t *testing.T) {
 
 func testConcurrentAppends(t *testing.T, ts *testServer) {
 	const writers, appends = 8, 50
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Generous: under the race detector on a busy machine a run takes
+	// minutes (metadata grows with every one of the 400 snapshots).
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	clientProps := iceberg.Properties{}
 
@@ -60,8 +62,8 @@ func testConcurrentAppends(t *testing.T, ts *testServer) {
 	// (data files are written once); appendLoop retries what is left.
 	retryProps := iceberg.Properties{
 		table.CommitNumRetriesKey:     "10",
-		table.CommitMinRetryWaitMsKey: "5",
-		table.CommitMaxRetryWaitMsKey: "200",
+		table.CommitMinRetryWaitMsKey: "20",
+		table.CommitMaxRetryWaitMsKey: "500",
 	}
 	if _, err := setup.CreateTable(ctx, ident, schema, icebergcatalog.WithProperties(retryProps)); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"path"
 	"slices"
@@ -151,20 +152,20 @@ type warehouseRoot struct {
 
 func parseWarehouse(raw string) (warehouseRoot, error) {
 	if raw == "" {
-		return warehouseRoot{}, badRequestf("warehouse location is required")
+		return warehouseRoot{}, fmt.Errorf("warehouse location is required")
 	}
 	if strings.HasPrefix(raw, "/") {
 		raw = "file://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return warehouseRoot{}, badRequestf("warehouse %q: %v", raw, err)
+		return warehouseRoot{}, fmt.Errorf("warehouse %q: %v", raw, err)
 	}
 	if u.Scheme == "" {
-		return warehouseRoot{}, badRequestf("warehouse %q needs a scheme such as file:// or s3://", raw)
+		return warehouseRoot{}, fmt.Errorf("warehouse %q needs a scheme such as file:// or s3://", raw)
 	}
 	if u.Scheme != "file" && u.Host == "" {
-		return warehouseRoot{}, badRequestf("warehouse %q names no bucket", raw)
+		return warehouseRoot{}, fmt.Errorf("warehouse %q names no bucket", raw)
 	}
 	p := strings.TrimSuffix(path.Clean("/"+u.Path), "/")
 	return warehouseRoot{
