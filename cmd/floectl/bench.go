@@ -31,6 +31,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.RecordBytes, "record-bytes", 1024, "value size")
 	fs.StringVar(&cfg.Compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
 	fs.DurationVar(&cfg.Linger, "linger", 0, "producer linger")
+	fs.IntVar(&cfg.Rate, "rate", 0, "records per second (0: as fast as the cluster takes them)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
