@@ -23,22 +23,21 @@ import (
 
 // Config is the broker's configuration; cmd/floe fills it from flags.
 type Config struct {
-	NodeID              int32         `yaml:"node_id"`
-	KafkaAddr           string        `yaml:"kafka_addr"`
-	AdvertisedAddr      string        `yaml:"advertised_kafka_addr"`
-	FlushInterval       time.Duration `yaml:"wal_flush_interval"`
-	FlushBytes          int           `yaml:"wal_flush_bytes"`
-	AutoCreateTopics    bool          `yaml:"auto_create_topics"`
-	DefaultPartitions   int32         `yaml:"default_partitions"`
-	MaxRequestBytes     int32         `yaml:"max_request_bytes"`
-	TailCacheBytes      int64         `yaml:"tail_cache_bytes"`
-	BlockCacheBytes     int64         `yaml:"block_cache_bytes"`
-	MaxFetchSessions    int           `yaml:"max_fetch_sessions"`
-	ShutdownFlushTimout time.Duration `yaml:"shutdown_flush_timeout"`
-	RetentionInterval   time.Duration `yaml:"retention_check_interval"`
-	GCInterval          time.Duration `yaml:"gc_interval"`
-	GCGrace             time.Duration `yaml:"gc_grace"`
-	CompactionInterval  time.Duration `yaml:"compaction_interval"`
+	NodeID             int32         `yaml:"node_id"`
+	KafkaAddr          string        `yaml:"kafka_addr"`
+	AdvertisedAddr     string        `yaml:"advertised_kafka_addr"`
+	FlushInterval      time.Duration `yaml:"wal_flush_interval"`
+	FlushBytes         int           `yaml:"wal_flush_bytes"`
+	AutoCreateTopics   bool          `yaml:"auto_create_topics"`
+	DefaultPartitions  int32         `yaml:"default_partitions"`
+	MaxRequestBytes    int32         `yaml:"max_request_bytes"`
+	TailCacheBytes     int64         `yaml:"tail_cache_bytes"`
+	BlockCacheBytes    int64         `yaml:"block_cache_bytes"`
+	MaxFetchSessions   int           `yaml:"max_fetch_sessions"`
+	RetentionInterval  time.Duration `yaml:"retention_check_interval"`
+	GCInterval         time.Duration `yaml:"gc_interval"`
+	GCGrace            time.Duration `yaml:"gc_grace"`
+	CompactionInterval time.Duration `yaml:"compaction_interval"`
 	// CompactionMinAge leaves segments younger than this alone.
 	CompactionMinAge time.Duration `yaml:"compaction_min_age"`
 }
@@ -46,22 +45,21 @@ type Config struct {
 // DefaultConfig returns the defaults of DESIGN §4 and §8.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:              0,
-		KafkaAddr:           "127.0.0.1:9092",
-		FlushInterval:       100 * time.Millisecond,
-		FlushBytes:          8 << 20,
-		AutoCreateTopics:    true,
-		DefaultPartitions:   1,
-		MaxRequestBytes:     100 << 20,
-		TailCacheBytes:      256 << 20,
-		BlockCacheBytes:     256 << 20,
-		MaxFetchSessions:    1000,
-		ShutdownFlushTimout: 10 * time.Second,
-		RetentionInterval:   30 * time.Second,
-		GCInterval:          5 * time.Minute,
-		GCGrace:             10 * time.Minute,
-		CompactionInterval:  30 * time.Second,
-		CompactionMinAge:    defaultCompaction.minAge,
+		NodeID:             0,
+		KafkaAddr:          "127.0.0.1:9092",
+		FlushInterval:      100 * time.Millisecond,
+		FlushBytes:         8 << 20,
+		AutoCreateTopics:   true,
+		DefaultPartitions:  1,
+		MaxRequestBytes:    100 << 20,
+		TailCacheBytes:     256 << 20,
+		BlockCacheBytes:    256 << 20,
+		MaxFetchSessions:   1000,
+		RetentionInterval:  30 * time.Second,
+		GCInterval:         5 * time.Minute,
+		GCGrace:            10 * time.Minute,
+		CompactionInterval: 30 * time.Second,
+		CompactionMinAge:   defaultCompaction.minAge,
 	}
 }
 

@@ -55,27 +55,27 @@ type appendResult struct {
 type walWriter struct {
 	b *Broker
 
-	mu       sync.Mutex
-	space    *sync.Cond // appenders wait here while the buffer is over its cap
-	pending  []*appendReq
-	bytes    int
-	closed   bool
-	kick     chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
-	seq      atomic.Uint64
-	incarnat int64
+	mu          sync.Mutex
+	space       *sync.Cond // appenders wait here while the buffer is over its cap
+	pending     []*appendReq
+	bytes       int
+	closed      bool
+	kick        chan struct{}
+	stop        chan struct{}
+	done        chan struct{}
+	seq         atomic.Uint64
+	incarnation int64
 
 	commitMu sync.Mutex // held while a flush or a log-start move commits
 }
 
 func newWALWriter(b *Broker) *walWriter {
 	w := &walWriter{
-		b:        b,
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		incarnat: time.Now().UnixNano(),
+		b:           b,
+		kick:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		incarnation: time.Now().UnixNano(),
 	}
 	w.space = sync.NewCond(&w.mu)
 	return w
@@ -184,7 +184,7 @@ func (w *walWriter) close() {
 // objectName spreads objects over key prefixes (hash first) so that S3's
 // per-prefix request limits never bind.
 func (w *walWriter) objectName() string {
-	rest := fmt.Sprintf("wal/%d-%d-%d.fobj", w.b.cfg.NodeID, w.incarnat, w.seq.Add(1))
+	rest := fmt.Sprintf("wal/%d-%d-%d.fobj", w.b.cfg.NodeID, w.incarnation, w.seq.Add(1))
 	h := fnv.New32a()
 	h.Write([]byte(rest))
 	return fmt.Sprintf("%04x/%s", h.Sum32()&0xffff, rest)
