@@ -85,7 +85,8 @@ func (p *partition) checkSequence(r *appendReq) (dupOf int64, waitFor *appendReq
 	default:
 		if hasCommitted && committed.Epoch == epoch {
 			for _, b := range committed.Batches {
-				if b.FirstSeq == first {
+				// As Kafka: a duplicate repeats a committed batch's whole range.
+				if b.FirstSeq == first && b.LastSeq == h.BaseSequence+h.NumRecords-1 {
 					return b.BaseOffset, nil, nil
 				}
 			}
