@@ -98,7 +98,7 @@ type tableConfig struct {
 	transform        string
 	tolerance        string
 	targetFileBytes  int64
-	partitionBy      string
+	partitionBy      []partitionTerm
 	upsert           bool
 	expireSnapshots  bool
 	expireOlderThan  time.Duration
@@ -170,7 +170,12 @@ func parseTableConfig(t TopicInfo) (tableConfig, error) {
 	c.transform = oneOf("transform.value.type", "none", "none", "flatten", "flatten_debezium")
 	c.tolerance = oneOf("errors.tolerance", toleranceInvalidData, toleranceNone, toleranceInvalidData, toleranceAll)
 	c.targetFileBytes = parseInt("target.file.size.bytes", "134217728", 1)
-	c.partitionBy = strings.TrimSpace(get("partition.by", "[]"))
+	pb := get("partition.by", "[]")
+	if terms, err := parsePartitionBy(pb); err != nil {
+		errs = append(errs, fmt.Errorf("table.topic.partition.by=%s: %w", pb, err))
+	} else {
+		c.partitionBy = terms
+	}
 	c.upsert = parseBool("upsert.enable", "false")
 	c.expireSnapshots = parseBool("expire.snapshot.enabled", "true")
 	c.expireOlderThan = time.Duration(parseInt("expire.snapshot.older.than.hours", "1", 0)) * time.Hour
@@ -178,9 +183,6 @@ func parseTableConfig(t TopicInfo) (tableConfig, error) {
 
 	// What this pipeline does not do yet is refused loudly rather than
 	// silently producing a different table than asked for.
-	if c.partitionBy != "" && c.partitionBy != "[]" {
-		errs = append(errs, fmt.Errorf("table.topic.partition.by=%s: partitioned tables are not supported yet", c.partitionBy))
-	}
 	if c.upsert {
 		errs = append(errs, errors.New("table.topic.upsert.enable=true: upsert is not supported yet"))
 	}

@@ -61,10 +61,12 @@
 //
 // # Not yet
 //
-// Partitioned tables (table.topic.partition.by), upsert and CDC deletes, the
-// dead-letter topic, compaction of small files and orphan-file cleanup are
-// not implemented; a topic configured for the first two is refused with a
-// clear status. Multi-node clusters: each node commits the partitions it
+// Upsert and CDC deletes, the dead-letter topic, compaction of small files
+// and orphan-file cleanup are not implemented; a topic configured for
+// upsert is refused with a clear status. Partitioned tables
+// (table.topic.partition.by) are written with iceberg-go's partitioned
+// fanout writer, one set of files per flush, so they have more, smaller
+// files than unpartitioned ones. Multi-node clusters: each node commits the partitions it
 // leads with the protocol above, which stays exactly once, but nodes then
 // commit to a table independently rather than through one coordinator.
 package tabletopic

@@ -24,10 +24,19 @@ type writtenFile struct {
 	rows   int64
 	meta   *metadata.FileMetaData
 	schema *iceberg.Schema // the table schema the rows were converted to
+	// df is the manifest entry when iceberg-go wrote the file (partitioned
+	// tables: it carries the partition record).
+	df iceberg.DataFile
 }
 
 // dataFile builds the manifest entry for f; firstRowID is set for v3 tables.
 func (f *writtenFile) dataFile(tbl *table.Table, firstRowID *int64) (iceberg.DataFile, error) {
+	if f.df != nil {
+		if firstRowID != nil {
+			return nil, fmt.Errorf("%w: partitioned format v3 tables are not supported (row lineage)", errTableConflict)
+		}
+		return f.df, nil
+	}
 	return table.DataFileFromMetadata(table.DataFileArgs{
 		Schema:        f.schema,
 		Spec:          tbl.Spec(),

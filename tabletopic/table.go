@@ -266,7 +266,7 @@ func (r *tableRunner) session(ctx context.Context) (err error) {
 			return err
 		}
 		next := max(committed.get(p), 0)
-		w := newWorker(r, p, next, max(dlqCommitted.get(p), 0), conv, sink)
+		w := newWorker(r, p, next, max(dlqCommitted.get(p), 0), conv, r.dataWriter(wctx, tbl, sink, p))
 		w.resumed = committed.get(p) >= 0
 		s.workers = append(s.workers, w)
 		s.pending[p] = &pendingPartition{end: next}
@@ -321,6 +321,16 @@ func (r *tableRunner) session(ctx context.Context) (err error) {
 	}
 }
 
+// dataWriter returns partition p's writer of data files: iceberg-go's
+// partitioned fanout writer when the table is partitioned, else floe's
+// streaming rolling writer.
+func (r *tableRunner) dataWriter(ctx context.Context, tbl *table.Table, sink *fileSink, p int32) dataWriter {
+	if tbl.Spec().IsUnpartitioned() {
+		return &rollingWriter{sink: sink, partition: p, target: r.cfg.targetFileBytes}
+	}
+	return &partitionedWriter{ctx: ctx, tbl: tbl, target: r.cfg.targetFileBytes}
+}
+
 // openTable loads the table, creating its namespace and itself if needed.
 func (r *tableRunner) openTable(ctx context.Context, cat catalogClient) (*table.Table, error) {
 	if err := ensureNamespace(ctx, cat, r.cfg.namespace); err != nil {
@@ -334,7 +344,11 @@ func (r *tableRunner) openTable(ctx context.Context, cat catalogClient) (*table.
 		}
 		sc := conv.Schema()
 		conv.Release()
-		tbl, err = cat.CreateTable(ctx, r.ident, sc, icecatalog.WithProperties(r.tableProperties()))
+		spec, serr := bindPartitionSpec(r.cfg.partitionBy, sc)
+		if serr != nil {
+			return nil, serr
+		}
+		tbl, err = cat.CreateTable(ctx, r.ident, sc, icecatalog.WithProperties(r.tableProperties()), icecatalog.WithPartitionSpec(&spec))
 		if errors.Is(err, icecatalog.ErrTableAlreadyExists) {
 			tbl, err = cat.LoadTable(ctx, r.ident)
 		} else if err == nil {
@@ -347,8 +361,16 @@ func (r *tableRunner) openTable(ctx context.Context, cat catalogClient) (*table.
 	if owner := tbl.Properties()[propTopic]; owner != "" && owner != r.topic.Name {
 		return nil, fmt.Errorf("%w: %s holds topic %q (property %s)", errTableConflict, r.name, owner, propTopic)
 	}
-	if !tbl.Spec().IsUnpartitioned() {
-		return nil, fmt.Errorf("%w: %s is partitioned; partitioned tables are not supported yet", errTableConflict, r.name)
+	// The table must be partitioned as configured: a data file's
+	// partition record is computed with the table's spec, and a silent
+	// mismatch would produce a table laid out otherwise than asked.
+	want, err := bindPartitionSpec(r.cfg.partitionBy, tbl.Schema())
+	if err != nil {
+		return nil, err
+	}
+	if spec := tbl.Spec(); !sameLayout(spec, want) {
+		return nil, fmt.Errorf("%w: %s is partitioned by %s but table.topic.partition.by asks for %s",
+			errTableConflict, r.name, describeSpec(spec, tbl.Schema()), describeSpec(want, tbl.Schema()))
 	}
 	return tbl, nil
 }
@@ -424,8 +446,8 @@ func (r *tableRunner) useDeadLetterTableLocked(ctx context.Context, tbl *table.T
 }
 
 // evolveSchema commits the union of the table's schema and proposed, and
-// returns the table's schema after it.
-func (r *tableRunner) evolveSchema(ctx context.Context, proposed *iceberg.Schema) (*iceberg.Schema, error) {
+// returns the table after it.
+func (r *tableRunner) evolveSchema(ctx context.Context, proposed *iceberg.Schema) (*table.Table, error) {
 	cat, err := r.svc.catalog(ctx)
 	if err != nil {
 		return nil, err
@@ -449,7 +471,7 @@ func (r *tableRunner) evolveSchema(ctx context.Context, proposed *iceberg.Schema
 			return nil, err
 		}
 		r.svc.cfg.Logger.Info("evolved table schema", "table", r.name, "schema_id", next.Schema().ID)
-		return next.Schema(), nil
+		return next, nil
 	}
 }
 

@@ -102,7 +102,25 @@ func TestParseTableConfig(t *testing.T) {
 		},
 		{name: "bad tolerance", configs: map[string]string{"table.topic.errors.tolerance": "some"}, wantErr: "errors.tolerance"},
 		{name: "bad interval", configs: map[string]string{"table.topic.commit.interval.ms": "0"}, wantErr: "commit.interval.ms"},
-		{name: "partitioned", configs: map[string]string{"table.topic.partition.by": "[day(ts)]"}, wantErr: "partitioned tables"},
+		{
+			name:    "partitioned",
+			configs: map[string]string{"table.topic.partition.by": "[day(_kafka_metadata.timestamp), bucket(8, id), truncate(4, name), region]"},
+			check: func(t *testing.T, c tableConfig) {
+				var got []string
+				for _, p := range c.partitionBy {
+					got = append(got, p.String())
+				}
+				if want := "day(_kafka_metadata.timestamp) bucket[8](id) truncate[4](name) region"; strings.Join(got, " ") != want {
+					t.Errorf("partition.by = %q, want %q", strings.Join(got, " "), want)
+				}
+			},
+		},
+		{name: "partition unknown transform", configs: map[string]string{"table.topic.partition.by": "[week(ts)]"}, wantErr: `unknown transform "week"`},
+		{name: "partition no brackets", configs: map[string]string{"table.topic.partition.by": "day(ts)"}, wantErr: "bracketed list"},
+		{name: "partition bad bucket", configs: map[string]string{"table.topic.partition.by": "[bucket(x, id)]"}, wantErr: "positive integer"},
+		{name: "partition bucket arity", configs: map[string]string{"table.topic.partition.by": "[bucket(id)]"}, wantErr: "takes (N, column)"},
+		{name: "partition unbalanced", configs: map[string]string{"table.topic.partition.by": "[day(ts]"}, wantErr: "unbalanced"},
+		{name: "partition twice", configs: map[string]string{"table.topic.partition.by": "[id, id]"}, wantErr: "twice"},
 		{name: "upsert", configs: map[string]string{"table.topic.upsert.enable": "true"}, wantErr: "upsert"},
 	}
 	for _, tt := range tests {
@@ -225,5 +243,55 @@ func TestRollingWriterRollsOnSize(t *testing.T) {
 	}
 	if total != int64(rows) {
 		t.Fatalf("files hold %d rows, wrote %d", total, rows)
+	}
+}
+
+func TestBindPartitionSpec(t *testing.T) {
+	sc := iceberg.NewSchema(0,
+		iceberg.NestedField{ID: 1, Name: "id", Type: iceberg.PrimitiveTypes.Int64, Required: true},
+		iceberg.NestedField{ID: 2, Name: "name", Type: iceberg.PrimitiveTypes.String},
+		iceberg.NestedField{ID: 3, Name: "_kafka_metadata", Type: &iceberg.StructType{FieldList: []iceberg.NestedField{
+			{ID: 4, Name: "timestamp", Type: iceberg.PrimitiveTypes.TimestampTz, Required: true},
+		}}},
+	)
+	tests := []struct {
+		by      string
+		want    string // "sourceID:transform:name ..."
+		wantErr string
+	}{
+		{by: "[]", want: ""},
+		{by: "[day(_kafka_metadata.timestamp), bucket(8, id), truncate(3, name), name]",
+			want: "4:day:_kafka_metadata_timestamp_day 1:bucket[8]:id_bucket 2:truncate[3]:name_trunc 2:identity:name"},
+		{by: "[hour(_kafka_metadata.timestamp)]", want: "4:hour:_kafka_metadata_timestamp_hour"},
+		{by: "[day(nope)]", wantErr: `no column "nope"`},
+		{by: "[day(name)]", wantErr: "does not take day"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.by, func(t *testing.T) {
+			terms, err := parsePartitionBy(tt.by)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := bindPartitionSpec(terms, sc)
+			if tt.wantErr != "" {
+				if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want ErrConfig mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range spec.Fields() {
+				got = append(got, fmt.Sprintf("%d:%s:%s", f.SourceID(), f.Transform, f.Name))
+			}
+			if strings.Join(got, " ") != tt.want {
+				t.Errorf("spec = %q, want %q", strings.Join(got, " "), tt.want)
+			}
+			if !sameLayout(spec, spec) {
+				t.Error("a spec differs from itself")
+			}
+		})
 	}
 }

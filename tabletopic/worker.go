@@ -57,7 +57,7 @@ type worker struct {
 
 	conv          converter
 	convFirst     int64 // offset of the first row buffered in conv
-	data          *rollingWriter
+	data          dataWriter
 	dlqRows       *convert.DeadLetter
 	dlqFirst      int64
 	dlq           *rollingWriter
@@ -81,14 +81,16 @@ type worker struct {
 	logStart atomic.Int64
 }
 
-func newWorker(r *tableRunner, partition int32, next, dlqFrom int64, conv converter, sink *fileSink) *worker {
+// newWorker makes partition's worker; data is its rows' writer (see
+// tableRunner.dataWriter).
+func newWorker(r *tableRunner, partition int32, next, dlqFrom int64, conv converter, data dataWriter) *worker {
 	w := &worker{
 		r:         r,
 		partition: partition,
 		next:      next,
 		dlqFrom:   dlqFrom,
 		conv:      conv,
-		data:      &rollingWriter{sink: sink, partition: partition, target: r.cfg.targetFileBytes},
+		data:      data,
 		req:       make(chan chan *checkpoint),
 		done:      make(chan struct{}),
 	}
@@ -324,7 +326,12 @@ func (w *worker) evolve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("evolve schema: %w", err)
 	}
-	return w.conv.Evolve(committed)
+	if pw, ok := w.data.(*partitionedWriter); ok {
+		// iceberg-go writes against the table's schema: it must know the
+		// new columns.
+		pw.useTable(committed)
+	}
+	return w.conv.Evolve(committed.Schema())
 }
 
 // invalid handles a record the converter rejected.
