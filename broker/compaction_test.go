@@ -25,9 +25,14 @@ func TestCompactionBoundsMetadata(t *testing.T) {
 		c.CompactionInterval = 200 * time.Millisecond
 		c.CompactionMinAge = 0
 		c.GCInterval = 200 * time.Millisecond
-		c.GCGrace = 0
+		// The grace period covers an upload whose commit is in flight
+		// (flushes, compaction); it must outlast that, even in a busy CI.
+		c.GCGrace = 2 * time.Second
 	}
-	b, stop := startBroker(t, store, bucket, func(c *broker.Config) { cfgf(c); c.CompactionInterval = time.Hour })
+	b, stop := startBroker(t, store, bucket, func(c *broker.Config) {
+		cfgf(c)
+		c.CompactionInterval = time.Hour
+	})
 	ctx := context.Background()
 	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("cmp"))
 	createTopic(t, cl, "cmp", 1, nil)
@@ -51,7 +56,7 @@ func TestCompactionBoundsMetadata(t *testing.T) {
 	stop()
 
 	b2, _ := startBroker(t, store, bucket, cfgf)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for segKeys() > 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("compaction left %d segment records", segKeys())

@@ -18,7 +18,9 @@ import (
 var walObjectName = regexp.MustCompile(`^[0-9a-f]{4}/(wal/[0-9]+-[0-9]+-[0-9]+|obj/[0-9a-f]{32}-[0-9]+-[0-9]+-[0-9]+)\.fobj$`)
 
 // collectGarbage deletes unreferenced flush objects older than grace and
-// returns how many it deleted.
+// returns how many it deleted. grace must outlast the time from an upload
+// to its metadata commit (a flush or a compaction), or an object could be
+// deleted before the commit that references it lands.
 func (b *Broker) collectGarbage(ctx context.Context, grace time.Duration) (int, error) {
 	// Read the references first: an object committed after this listing is
 	// younger than grace when the bucket is listed below, so it is kept.

@@ -22,7 +22,7 @@ func TestDeleteRecordsAndRetention(t *testing.T) {
 	b, _ := startBroker(t, store, bucket, func(c *broker.Config) {
 		c.RetentionInterval = 100 * time.Millisecond
 		c.GCInterval = 100 * time.Millisecond
-		c.GCGrace = 0
+		c.GCGrace = time.Second // outlasts an in-flight flush's upload-to-commit
 	})
 	ctx := context.Background()
 	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("ret"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -61,7 +61,7 @@ func TestDeleteRecordsAndRetention(t *testing.T) {
 	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.bytes", Value: &one}}, "ret"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		starts, err = adm.ListStartOffsets(ctx, "ret")
 		if err != nil {
