@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-go test -run XXX -bench . -benchmem ./internal/... ./broker/...
+go test -run XXX -bench . -benchmem ./internal/... ./broker/... ./tabletopic/...
 export FLOE_VERSITYGW="$root/bin/versitygw"
 (cd test/bench && go run . -floe "$root/bin/floe" -duration "${BENCH_DURATION:-20s}")
