@@ -142,27 +142,7 @@ func TestKIP848ConsumerGroupWithKgo(t *testing.T) {
 
 			close(stopProducing)
 			produced := <-producedCh
-			total := 0
-			for _, offs := range produced {
-				total += len(offs)
-			}
-			waitGroupsUntil(t, 60*time.Second, "every produced record to be consumed", func() bool { return set.missing(produced) == 0 })
-			var ends map[int32]int64
-			var diff string
-			waitGroupsUntil(t, 60*time.Second, "commits to reach the end offsets", func() bool {
-				ends, diff = committedEqualsEnd(ctx, adm, group, topic, partitions)
-				return diff == ""
-			})
-			sum := int64(0)
-			for p, end := range ends {
-				sum += end
-				if int64(len(produced[p])) != end {
-					t.Fatalf("partition %d: %d records produced, end offset %d", p, len(produced[p]), end)
-				}
-			}
-			if sum != int64(total) {
-				t.Fatalf("end offsets sum to %d, produced %d", sum, total)
-			}
+			ends, total := checkDrainedAndCommitted(ctx, t, adm, set, produced, group, topic, partitions)
 			for _, c := range []*groupConsumer{c2, c3, c4} {
 				c.leave()
 			}

@@ -212,6 +212,36 @@ func waitGroupsUntil(t *testing.T, within time.Duration, what string, cond func(
 }
 
 // committedEqualsEnd compares a group's committed offsets with the topic's
+// checkDrainedAndCommitted waits until every produced record was consumed
+// and the group's commits reached the end offsets, and checks the end
+// offsets are exactly what was produced. It returns the end offsets and the
+// number of records produced.
+func checkDrainedAndCommitted(ctx context.Context, t *testing.T, adm *kadm.Client, set *consumedSet, produced map[int32][]int64, group, topic string, partitions int32) (map[int32]int64, int) {
+	t.Helper()
+	total := 0
+	for _, offs := range produced {
+		total += len(offs)
+	}
+	waitGroupsUntil(t, 60*time.Second, "every produced record to be consumed", func() bool { return set.missing(produced) == 0 })
+	var ends map[int32]int64
+	var diff string
+	waitGroupsUntil(t, 60*time.Second, "commits to reach the end offsets", func() bool {
+		ends, diff = committedEqualsEnd(ctx, adm, group, topic, partitions)
+		return diff == ""
+	})
+	sum := int64(0)
+	for p, end := range ends {
+		sum += end
+		if int64(len(produced[p])) != end {
+			t.Fatalf("partition %d: %d records produced, end offset %d", p, len(produced[p]), end)
+		}
+	}
+	if sum != int64(total) {
+		t.Fatalf("end offsets sum to %d, produced %d", sum, total)
+	}
+	return ends, total
+}
+
 // end offsets and describes the first difference.
 func committedEqualsEnd(ctx context.Context, adm *kadm.Client, group, topic string, partitions int32) (map[int32]int64, string) {
 	ends, err := adm.ListEndOffsets(ctx, topic)
@@ -305,28 +335,7 @@ func TestConsumerGroupsWithKgo(t *testing.T) {
 
 			close(stopProducing)
 			produced := <-producedCh
-			total := 0
-			for _, offs := range produced {
-				total += len(offs)
-			}
-			waitGroupsUntil(t, 60*time.Second, "every produced record to be consumed", func() bool { return set.missing(produced) == 0 })
-
-			var ends map[int32]int64
-			var diff string
-			waitGroupsUntil(t, 60*time.Second, "commits to reach the end offsets", func() bool {
-				ends, diff = committedEqualsEnd(ctx, adm, group, topic, partitions)
-				return diff == ""
-			})
-			sum := int64(0)
-			for p, end := range ends {
-				sum += end
-				if int64(len(produced[p])) != end {
-					t.Fatalf("partition %d: %d records produced, end offset %d", p, len(produced[p]), end)
-				}
-			}
-			if sum != int64(total) {
-				t.Fatalf("end offsets sum to %d, produced %d", sum, total)
-			}
+			ends, total := checkDrainedAndCommitted(ctx, t, adm, set, produced, group, topic, partitions)
 			for _, c := range []*groupConsumer{c2, c3, c4} {
 				c.leave()
 			}
