@@ -61,6 +61,7 @@ func handleProduce(c *conn, kreq kmsg.Request) (respFuture, error) {
 				default:
 					waits = append(waits, produceWait{topic: ti, part: len(st.Partitions), req: r})
 					c.b.m.producedBytes.Add(float64(r.bytes))
+					r.p.bytesIn.Add(int64(r.bytes))
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)

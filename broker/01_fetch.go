@@ -207,6 +207,7 @@ func (b *Broker) readParts(ctx context.Context, req *kmsg.FetchRequest, parts []
 				default:
 					r.records = data
 					total += len(data)
+					p.bytesOut.Add(int64(len(data)))
 				}
 			}
 		}

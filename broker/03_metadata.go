@@ -9,9 +9,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Metadata v0-v12: this broker as the only broker and the leader of every
-// partition (single-broker mode), topic ids from v10, and auto topic
-// creation (auto.create.topics.enable) with the default partition count.
+// Metadata v0-v12: the live brokers, the controller, and each partition's
+// serving leader and epoch as the controller assigned them (a partition
+// whose leader is gone answers LEADER_NOT_AVAILABLE until it is moved);
+// topic ids from v10, and auto topic creation (auto.create.topics.enable)
+// with the default partition count. Object storage is the replication, so
+// replicas and ISR are the leader alone.
 func init() { register(kmsg.Metadata, 0, 12, handleMetadata) }
 
 func handleMetadata(c *conn, kreq kmsg.Request) (respFuture, error) {
@@ -19,9 +22,9 @@ func handleMetadata(c *conn, kreq kmsg.Request) (respFuture, error) {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	resp.SetVersion(req.Version)
 	b := c.b
-	resp.Brokers = []kmsg.MetadataResponseBroker{b.brokerInfo()}
+	resp.Brokers = b.brokerList()
 	resp.ClusterID = &b.clusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.view.controllerID()
 
 	var topics []*topic
 	var missing []kmsg.MetadataResponseTopic
@@ -63,12 +66,27 @@ func handleMetadata(c *conn, kreq kmsg.Request) (respFuture, error) {
 	return immediate(resp), nil
 }
 
-func (b *Broker) brokerInfo() kmsg.MetadataResponseBroker {
-	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID = b.cfg.NodeID
-	br.Host = b.advHost
-	br.Port = b.advPort
-	return br
+// brokerList is the live brokers; this one is always listed, so a client
+// never sees an empty cluster while the view catches up.
+func (b *Broker) brokerList() []kmsg.MetadataResponseBroker {
+	var out []kmsg.MetadataResponseBroker
+	self := false
+	for _, r := range b.view.live() {
+		br := kmsg.NewMetadataResponseBroker()
+		br.NodeID, br.Host, br.Port = r.NodeID, r.Host, r.Port
+		if r.Rack != "" {
+			rack := r.Rack
+			br.Rack = &rack
+		}
+		self = self || r.NodeID == b.cfg.NodeID
+		out = append(out, br)
+	}
+	if !self {
+		br := kmsg.NewMetadataResponseBroker()
+		br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
+		out = append(out, br)
+	}
+	return out
 }
 
 func (b *Broker) topicMetadata(t *topic) kmsg.MetadataResponseTopic {
@@ -79,16 +97,23 @@ func (b *Broker) topicMetadata(t *topic) kmsg.MetadataResponseTopic {
 	mt.IsInternal = isInternalTopic(t.name)
 	mt.AuthorizedOperations = -2147483648
 	for _, p := range t.partitions() {
-		st := p.status()
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.id
-		mp.Leader = b.cfg.NodeID
-		mp.LeaderEpoch = st.epoch
-		mp.Replicas = []int32{b.cfg.NodeID}
-		mp.ISR = []int32{b.cfg.NodeID}
-		if !st.leader {
+		a, _, ok := b.view.leaderOf(tpKey{t.id, p.id})
+		if ok {
+			mp.Leader = a.Leader
+			mp.LeaderEpoch = a.Epoch
+			mp.Replicas = []int32{a.Leader}
+			mp.ISR = []int32{a.Leader}
+		} else {
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 			mp.Leader = -1
+			mp.LeaderEpoch = a.Epoch
+			mp.Replicas = []int32{}
+			mp.ISR = []int32{}
+			if a.Epoch > 0 {
+				mp.Replicas = []int32{a.Leader}
+			}
 		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}

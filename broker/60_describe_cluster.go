@@ -2,8 +2,7 @@ package broker
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
-// DescribeCluster v0-v2: the cluster id, this broker as controller and the
-// live brokers (just this one in single-broker mode).
+// DescribeCluster v0-v2: the cluster id, the controller and the live brokers.
 func init() { register(kmsg.DescribeCluster, 0, 2, handleDescribeCluster) }
 
 func handleDescribeCluster(c *conn, kreq kmsg.Request) (respFuture, error) {
@@ -12,11 +11,13 @@ func handleDescribeCluster(c *conn, kreq kmsg.Request) (respFuture, error) {
 	resp.SetVersion(req.Version)
 	b := c.b
 	resp.ClusterID = b.clusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.view.controllerID()
 	resp.EndpointType = req.EndpointType
 	resp.ClusterAuthorizedOperations = -2147483648
-	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
+	for _, mb := range b.brokerList() {
+		br := kmsg.NewDescribeClusterResponseBroker()
+		br.NodeID, br.Host, br.Port, br.Rack = mb.NodeID, mb.Host, mb.Port, mb.Rack
+		resp.Brokers = append(resp.Brokers, br)
+	}
 	return immediate(resp), nil
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,21 @@ type Config struct {
 	CompactionInterval time.Duration `yaml:"compaction_interval"`
 	// CompactionMinAge leaves segments younger than this alone.
 	CompactionMinAge time.Duration `yaml:"compaction_min_age"`
+
+	// Cluster (DESIGN §6).
+	Rack string `yaml:"rack"`
+	// LeaseTTL bounds how long a dead broker keeps its partitions.
+	LeaseTTL time.Duration `yaml:"broker_lease_ttl"`
+	// BalanceInterval is how often the controller evens load; at most
+	// BalanceMaxMoves partitions move per round, and only while the most
+	// and least loaded brokers differ by more than BalanceBand of the mean.
+	BalanceInterval    time.Duration `yaml:"balance_interval"`
+	BalanceBand        float64       `yaml:"balance_band"`
+	BalanceMaxMoves    int           `yaml:"balance_max_moves"`
+	LoadReportInterval time.Duration `yaml:"load_report_interval"`
+	// DrainTimeout bounds how long a graceful shutdown waits for its
+	// partitions to move to other brokers.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // DefaultConfig returns the defaults of DESIGN §4 and §8.
@@ -60,6 +76,12 @@ func DefaultConfig() Config {
 		GCGrace:            10 * time.Minute,
 		CompactionInterval: 30 * time.Second,
 		CompactionMinAge:   defaultCompaction.minAge,
+		LeaseTTL:           6 * time.Second,
+		BalanceInterval:    10 * time.Second,
+		BalanceBand:        0.2,
+		BalanceMaxMoves:    4,
+		LoadReportInterval: 10 * time.Second,
+		DrainTimeout:       15 * time.Second,
 	}
 }
 
@@ -73,6 +95,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RetentionInterval <= 0 || c.GCInterval <= 0 || c.GCGrace < 0 || c.CompactionInterval <= 0 {
 		return errors.New("broker: retention and gc intervals must be positive")
+	}
+	if c.LeaseTTL < time.Second {
+		return errors.New("broker: lease ttl must be at least 1s")
+	}
+	if c.BalanceInterval <= 0 || c.LoadReportInterval <= 0 || c.BalanceBand < 0 || c.BalanceMaxMoves < 0 || c.DrainTimeout < 0 {
+		return errors.New("broker: balance settings must be positive")
+	}
+	if c.NodeID < 0 {
+		return errors.New("broker: node id must not be negative")
 	}
 	if c.DefaultPartitions <= 0 {
 		return errors.New("broker: default partitions must be positive")
@@ -107,6 +138,19 @@ type Broker struct {
 	notify   *notifier
 	groups   *groupService
 
+	// Cluster membership and leadership (cluster.go, membership.go,
+	// controller.go, leadership.go).
+	view           *clusterView
+	memberMu       sync.Mutex
+	member         *member
+	ctlMu          sync.Mutex
+	ctl            *controllerState
+	leadershipKick chan struct{}
+	controllerKick chan struct{}
+	watchCancel    context.CancelFunc
+	joined         atomic.Bool
+	topicsRev      int64
+
 	ln      net.Listener
 	connsMu sync.Mutex
 	conns   map[*conn]struct{}
@@ -116,8 +160,8 @@ type Broker struct {
 	closing   chan struct{}
 }
 
-// New prepares a broker: it reads the cluster's metadata, takes leadership
-// of every partition (single-broker mode) and is ready to Serve.
+// New prepares a broker: it reads the cluster's metadata. Listen then
+// joins the cluster and takes the partitions the controller assigns.
 func New(ctx context.Context, cfg Config, meta *metastore.Store, bucket objstore.Bucket, reg prometheus.Registerer, logger *slog.Logger) (*Broker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -131,6 +175,10 @@ func New(ctx context.Context, cfg Config, meta *metastore.Store, bucket objstore
 		conns:   make(map[*conn]struct{}),
 		closing: make(chan struct{}),
 		notify:  newNotifier(),
+
+		view:           newClusterView(),
+		leadershipKick: make(chan struct{}, 1),
+		controllerKick: make(chan struct{}, 1),
 	}
 	b.cache = newReadCache(bucket, cfg.TailCacheBytes, cfg.BlockCacheBytes, b.m)
 	b.sessions = newFetchSessions(cfg.MaxFetchSessions)
@@ -140,13 +188,12 @@ func New(ctx context.Context, cfg Config, meta *metastore.Store, bucket objstore
 	}
 	b.clusterID = id
 	b.topics = newTopicTable(b)
-	if err := b.topics.load(ctx); err != nil {
+	b.wal = newWALWriter(b)
+	rev, err := b.topics.load(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("broker: loading topics: %w", err)
 	}
-	if err := b.topics.ensureInternalTopics(ctx); err != nil {
-		return nil, fmt.Errorf("broker: internal topics: %w", err)
-	}
-	b.wal = newWALWriter(b)
+	b.topicsRev = rev
 	if reg != nil {
 		// Invariant 6 made visible: segment records held for the partitions led here.
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -212,7 +259,60 @@ func (b *Broker) Listen() error {
 		host = "127.0.0.1"
 	}
 	b.advHost, b.advPort = host, int32(p)
+	if err := b.join(); err != nil {
+		ln.Close()
+		return err
+	}
 	return nil
+}
+
+// join registers this broker, mirrors the cluster, starts the membership,
+// controller and leadership loops, and waits (bounded) until every
+// partition has a serving leader, so a broker that reports ready serves
+// the partitions it was given.
+func (b *Broker) join() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.watchCancel = cancel
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	if err := b.register(rctx, false); err != nil {
+		return err
+	}
+	if err := b.watchCluster(rctx, ctx); err != nil {
+		return err
+	}
+	b.wg.Add(6)
+	go func() { defer b.wg.Done(); b.topics.watch(ctx, b.topicsRev+1) }()
+	go func() { defer b.wg.Done(); b.runMembership() }()
+	go func() { defer b.wg.Done(); b.runController() }()
+	go func() { defer b.wg.Done(); b.runLeadership() }()
+	go func() { defer b.wg.Done(); b.runLoadReports(b.cfg.LoadReportInterval) }()
+	go func() { defer b.wg.Done(); b.runGroupPlacement(ctx, b.groups.place) }()
+	if err := b.topics.ensureInternalTopics(rctx); err != nil {
+		return fmt.Errorf("broker: internal topics: %w", err)
+	}
+	// A restarted cluster may wait out a dead broker's lease here.
+	if !b.waitView(ctx, 2*b.cfg.LeaseTTL+5*time.Second, b.settled) {
+		b.log.Warn("joined the cluster, but some partitions have no serving leader yet")
+	}
+	b.joined.Store(true)
+	return nil
+}
+
+// settled reports whether a controller exists, every partition has a
+// serving leader, and this broker leads what it was given.
+func (b *Broker) settled() bool {
+	if b.view.controllerID() < 0 {
+		return false
+	}
+	for _, t := range b.topics.all() {
+		for _, p := range t.partitions() {
+			if _, _, ok := b.view.leaderOf(tpKey{t.id, p.id}); !ok {
+				return false
+			}
+		}
+	}
+	return b.ownsAssigned()
 }
 
 // Addr is the bound Kafka listener address.
@@ -255,20 +355,75 @@ func (b *Broker) Serve() error {
 	}
 }
 
-// Ready reports whether the broker is serving.
+// Ready reports whether the broker is serving: it has joined the cluster
+// and holds its registration.
 func (b *Broker) Ready() bool {
 	select {
 	case <-b.closing:
 		return false
 	default:
-		return b.ln != nil
 	}
+	if b.ln == nil || !b.joined.Load() {
+		return false
+	}
+	m := b.currentMember()
+	if m == nil {
+		return false
+	}
+	select {
+	case <-m.lease.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// drain hands this broker's partitions and coordinators to the other
+// brokers before it stops (SIGTERM, scale-in): it marks its registration
+// draining, and the controller moves everything away; producers see at
+// most NOT_LEADER_OR_FOLLOWER, which they retry on the new leader.
+func (b *Broker) drain() {
+	m := b.currentMember()
+	if m == nil || b.cfg.DrainTimeout == 0 {
+		return
+	}
+	others := 0
+	for _, r := range b.view.live() {
+		if r.NodeID != b.cfg.NodeID && !r.Draining {
+			others++
+		}
+	}
+	if others == 0 {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
+	defer cancel()
+	if err := b.setDraining(ctx); err != nil {
+		b.log.Warn("drain: marking registration draining failed", "err", err)
+		return
+	}
+	b.clusterChanged()
+	done := b.waitView(ctx, b.cfg.DrainTimeout, func() bool {
+		for _, t := range b.topics.all() {
+			for _, p := range t.partitions() {
+				if p.status().leader {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	b.log.Info("drained before shutdown", "complete", done, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // Close stops accepting, flushes what is buffered (so producers waiting on
 // an ack get one), closes connections and waits for every goroutine.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		if b.joined.Load() {
+			b.drain()
+		}
 		close(b.closing)
 		if b.ln != nil {
 			b.ln.Close()
@@ -281,6 +436,18 @@ func (b *Broker) Close() error {
 		}
 		b.connsMu.Unlock()
 		b.notify.broadcast()
+		// Revoking the lease removes the registration (and the controller
+		// key if held) at once, rather than after the TTL.
+		if m := b.currentMember(); m != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := m.lease.Revoke(ctx); err != nil {
+				b.log.Warn("revoking broker lease", "err", err)
+			}
+			cancel()
+		}
+		if b.watchCancel != nil {
+			b.watchCancel()
+		}
 	})
 	b.wg.Wait()
 	return nil

@@ -184,9 +184,9 @@ func TestRestartKeepsOffsets(t *testing.T) {
 	}
 }
 
-// TestStaleLeaderFenced: a second broker taking a partition over bumps its
-// epoch; the first broker's next commit fails and its producer is told
-// NOT_LEADER_OR_FOLLOWER, and no offset is handed out twice.
+// TestStaleLeaderFenced: a partition moved to a second broker (Kafka's
+// reassignment API) gets a new epoch; the first broker answers its
+// producer NOT_LEADER_OR_FOLLOWER, and no offset is handed out twice.
 func TestStaleLeaderFenced(t *testing.T) {
 	store := metastoretest.OpenEmbedded(t)
 	bucket := memory.New()
@@ -197,6 +197,21 @@ func TestStaleLeaderFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	b2, _ := startBroker(t, store, bucket, func(c *broker.Config) { c.NodeID = 1 })
+	adm := kadm.NewClient(newClient(t, b1.Addr()))
+	var req45 kadm.AlterPartitionAssignmentsReq
+	req45.Assign("f", 0, []int32{1})
+	res45, err := adm.AlterPartitionAssignments(context.Background(), req45)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range res45 {
+		for _, r := range ps {
+			if r.Err != nil {
+				t.Fatalf("reassignment: %v (%s)", r.Err, r.ErrMessage)
+			}
+		}
+	}
+	waitLeader(t, adm, "f", 0, 1)
 	cl2 := newClient(t, b2.Addr(), kgo.DefaultProduceTopic("f"))
 	if err := cl2.ProduceSync(context.Background(), &kgo.Record{Value: []byte("b")}).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -356,5 +371,23 @@ func TestAdminAndOffsets(t *testing.T) {
 	}
 	if td, _ := adm.ListTopics(ctx); td.Has("adm") {
 		t.Fatal("deleted topic still listed")
+	}
+}
+
+// waitLeader waits until Metadata names node as the leader of topic/p.
+func waitLeader(t *testing.T, adm *kadm.Client, topic string, p, node int32) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		md, err := adm.Metadata(context.Background(), topic)
+		if err == nil {
+			if pd, ok := md.Topics[topic].Partitions[p]; ok && pd.Leader == node && pd.Err == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("partition %s/%d: leader is not %d after 20s (err %v)", topic, p, node, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

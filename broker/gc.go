@@ -73,6 +73,9 @@ func (b *Broker) runGC(interval, grace time.Duration) {
 			return
 		case <-t.C:
 		}
+		if !b.isController() {
+			continue // one collector per cluster: the controller
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		if _, err := b.collectGarbage(ctx, grace); err != nil && !strings.Contains(err.Error(), "closed") {
 			b.log.Warn("object garbage collection failed", "err", err)

@@ -2,8 +2,12 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -16,15 +20,7 @@ import (
 // coordinators over many brokers replaces only the placement.
 type groupService struct {
 	coord *group.Coordinator
-	place coordinatorPlacement
-}
-
-// coordinatorPlacement decides where coordinators live. Owns (from
-// group.Placement) makes the coordinator answer NOT_COORDINATOR for keys
-// it does not own; coordinatorFor answers FindCoordinator.
-type coordinatorPlacement interface {
-	group.Placement
-	coordinatorFor(keyType int8, key string) (nodeID int32, host string, port int32)
+	place *clusterPlacement
 }
 
 // Coordinator key types of FindCoordinator.
@@ -33,18 +29,92 @@ const (
 	coordinatorKeyTransaction int8 = 1
 )
 
-// singleNode places every coordinator on this broker.
-type singleNode struct{ b *Broker }
-
-func (singleNode) Owns(string) bool { return true }
-
-func (s singleNode) coordinatorFor(int8, string) (int32, string, int32) {
-	return s.b.cfg.NodeID, s.b.advHost, s.b.advPort
+// clusterPlacement places coordinators over the live, non-draining brokers
+// by hashing (cluster.go). When membership changes, the groups that move
+// here are loaded from the metadata store before this broker answers for
+// them, and the groups that move away are dropped: Owns holds only for
+// groups owned both before and after a change until the reload is done.
+type clusterPlacement struct {
+	b         *Broker
+	mu        sync.RWMutex
+	cur, next map[int32]brokerReg
 }
 
-// startGroups loads the persisted groups and starts their coordinator.
+func (p *clusterPlacement) Owns(g string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.cur == nil {
+		return false
+	}
+	me := p.b.cfg.NodeID
+	if r, ok := placeKey(p.cur, g); !ok || r.NodeID != me {
+		return false
+	}
+	r, ok := placeKey(p.next, g)
+	return ok && r.NodeID == me
+}
+
+func (p *clusterPlacement) coordinatorFor(_ int8, key string) (int32, string, int32, bool) {
+	r, ok := p.b.view.coordinatorFor(key)
+	if !ok {
+		return -1, "", -1, false
+	}
+	return r.NodeID, r.Host, r.Port, true
+}
+
+// members is the part of the view placement depends on.
+func placementMembers(brokers []brokerReg) map[int32]brokerReg {
+	out := map[int32]brokerReg{}
+	for _, r := range brokers {
+		out[r.NodeID] = brokerReg{NodeID: r.NodeID, Host: r.Host, Port: r.Port, Draining: r.Draining}
+	}
+	return out
+}
+
+// runGroupPlacement follows membership and moves groups accordingly.
+func (b *Broker) runGroupPlacement(ctx context.Context, place *clusterPlacement) {
+	var last map[int32]brokerReg
+	for {
+		ch := b.view.changed()
+		members := placementMembers(b.view.live())
+		if len(members) > 0 && !maps.EqualFunc(members, last, func(a, c brokerReg) bool { return a == c }) {
+			place.mu.Lock()
+			place.next = members
+			place.mu.Unlock()
+			me := b.cfg.NodeID
+			err := b.groups.coord.Resync(ctx, func(g string) bool {
+				r, ok := placeKey(members, g)
+				return ok && r.NodeID == me
+			})
+			if errors.Is(err, group.ErrClosed) {
+				return
+			}
+			if err != nil {
+				b.log.Warn("reloading coordinated groups failed", "err", err)
+				select {
+				case <-b.closing:
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			place.mu.Lock()
+			place.cur = members
+			place.mu.Unlock()
+			last = members
+		}
+		select {
+		case <-b.closing:
+			return
+		case <-ch:
+		}
+	}
+}
+
+// startGroups loads the persisted groups and starts their coordinator;
+// it owns no group until the cluster view places some here.
 func (b *Broker) startGroups(ctx context.Context) error {
-	place := singleNode{b}
+	place := &clusterPlacement{b: b}
 	coord, err := group.New(group.DefaultConfig(), group.MetaStore(b.meta), brokerTopics{b}, b.log.With("component", "groups"),
 		group.WithPlacement(place), group.WithTopicImage(brokerTopics{b}))
 	if err != nil {
@@ -71,7 +141,10 @@ func (g *groupService) findCoordinator(keyType int8, key string) (nodeID int32, 
 	case coordinatorKeyGroup, coordinatorKeyTransaction:
 		// Transactions come later, but clients probe for a transaction
 		// coordinator at start-up; pointing them here keeps them going.
-		nodeID, host, port = g.place.coordinatorFor(keyType, key)
+		nodeID, host, port, ok := g.place.coordinatorFor(keyType, key)
+		if !ok {
+			return -1, "", -1, kerr.CoordinatorNotAvailable.Code
+		}
 		return nodeID, host, port, 0
 	default:
 		return -1, "", -1, kerr.InvalidRequest.Code

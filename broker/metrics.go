@@ -20,6 +20,13 @@ type metrics struct {
 	gcDeleted         prometheus.Counter
 	compactions       prometheus.Counter
 	compactedSegments prometheus.Counter
+
+	leaseLost         prometheus.Counter
+	controllerChanges prometheus.Counter
+	leaderChanges     *prometheus.CounterVec
+	takeoverSeconds   prometheus.Histogram
+	balanceMoves      prometheus.Counter
+	balanceInBand     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,8 +48,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gcDeleted:         prometheus.NewCounter(prometheus.CounterOpts{Name: "floe_gc_deleted_objects_total", Help: "Unreferenced flush objects deleted."}),
 		compactions:       prometheus.NewCounter(prometheus.CounterOpts{Name: "floe_compactions_total", Help: "Segment runs merged into stream objects."}),
 		compactedSegments: prometheus.NewCounter(prometheus.CounterOpts{Name: "floe_compacted_segments_total", Help: "Segments merged away by compaction."}),
+
+		leaseLost:         prometheus.NewCounter(prometheus.CounterOpts{Name: "floe_broker_lease_lost_total", Help: "Times this broker lost its membership lease and stepped down from everything."}),
+		controllerChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "floe_controller_elections_won_total", Help: "Times this broker became the controller."}),
+		leaderChanges:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "floe_controller_leader_assignments_total", Help: "Partition leaders assigned by this broker as controller, by reason."}, []string{"reason"}),
+		takeoverSeconds:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "floe_broker_takeover_seconds", Help: "Time to take over a set of newly assigned partitions.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		balanceMoves:      prometheus.NewCounter(prometheus.CounterOpts{Name: "floe_balance_moves_total", Help: "Partitions moved by the self-balancer (this broker as controller)."}),
+		balanceInBand:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "floe_balance_in_band", Help: "1 when broker loads were within the balance band at the controller's last round."}),
 	}
 	if reg != nil {
+		reg.MustRegister(m.leaseLost, m.controllerChanges, m.leaderChanges, m.takeoverSeconds, m.balanceMoves, m.balanceInBand)
 		reg.MustRegister(m.connections, m.requests, m.requestSeconds, m.requestBytes, m.responseBytes,
 			m.producedBytes, m.producedRecs, m.fetchedBytes, m.flushes, m.flushBytes, m.flushSeconds,
 			m.flushErrors, m.cacheHits, m.cacheMisses, m.gcDeleted, m.compactions, m.compactedSegments)

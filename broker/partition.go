@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -56,6 +57,10 @@ type partition struct {
 
 	producers map[int64]producerEntry    // committed; replaced, never mutated
 	pending   map[int64]*pendingProducer // accepted, not yet committed
+	failed    int32                      // an assigned epoch that could not be taken
+
+	// Bytes produced and fetched since the last load report (balance.go).
+	bytesIn, bytesOut atomic.Int64
 }
 
 func newPartition(b *Broker, t *topic, id int32) *partition {
@@ -64,41 +69,83 @@ func newPartition(b *Broker, t *topic, id int32) *partition {
 
 func (p *partition) key() string { return partitionKey(p.topic.id, p.id) }
 
-// takeLeadership bumps the partition's leader epoch in the metadata store
-// and loads its committed state: reading metadata is all a new leader needs.
-func (p *partition) takeLeadership(ctx context.Context) error {
-	var st partitionState
-	kv, err := p.b.meta.Get(ctx, p.key())
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(kv.Value, &st); err != nil {
-			return fmt.Errorf("partition record: %w", err)
+// errStaleAssignment: the partition record already carries the assigned
+// epoch or a later one; a newer assignment is on its way.
+var errStaleAssignment = errors.New("assignment epoch is not newer than the partition's")
+
+// takeLeadership sets the partition record's leader epoch to the assigned
+// one and loads its committed state: reading metadata is all a new leader
+// needs. The epoch bump changes the record's revision, so the previous
+// leader's next commit fails (DESIGN invariant 3).
+func (p *partition) takeLeadership(ctx context.Context, epoch int32) error {
+	for attempt := 0; ; attempt++ {
+		var st partitionState
+		kv, err := p.b.meta.Get(ctx, p.key())
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(kv.Value, &st); err != nil {
+				return fmt.Errorf("partition record: %w", err)
+			}
+		case errors.Is(err, metastore.ErrNotFound):
+			kv.ModRevision = 0
+		default:
+			return err
 		}
-	case errors.Is(err, metastore.ErrNotFound):
-		kv.ModRevision = 0
-	default:
-		return err
+		if st.LeaderEpoch >= epoch {
+			return fmt.Errorf("%w: record %d, assigned %d", errStaleAssignment, st.LeaderEpoch, epoch)
+		}
+		st.LeaderEpoch = epoch
+		st.Leader = p.b.cfg.NodeID
+		val, _ := json.Marshal(st)
+		rev, err := p.b.meta.CAS(ctx, p.key(), kv.ModRevision, val)
+		if errors.Is(err, metastore.ErrConflict) && attempt < 10 {
+			// The previous leader committed a flush in between: read again.
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("taking leadership: %w", err)
+		}
+		segs, err := p.loadSegments(ctx)
+		if err != nil {
+			return err
+		}
+		if n := len(segs); n > 0 && segs[n-1].Last+1 != st.HighWatermark {
+			return fmt.Errorf("metadata inconsistent: last segment ends at %d, high watermark %d", segs[n-1].Last, st.HighWatermark)
+		}
+		p.mu.Lock()
+		p.leader, p.epoch, p.modRev = true, st.LeaderEpoch, rev
+		p.hw, p.logStart, p.segs = st.HighWatermark, st.LogStartOffset, segs
+		p.producers, p.pending = st.Producers, nil
+		p.failed = 0
+		p.mu.Unlock()
+		return nil
 	}
-	st.LeaderEpoch++
-	st.Leader = p.b.cfg.NodeID
-	val, _ := json.Marshal(st)
-	rev, err := p.b.meta.CAS(ctx, p.key(), kv.ModRevision, val)
-	if err != nil {
-		return fmt.Errorf("taking leadership: %w", err)
-	}
-	segs, err := p.loadSegments(ctx)
-	if err != nil {
-		return err
-	}
-	if n := len(segs); n > 0 && segs[n-1].Last+1 != st.HighWatermark {
-		return fmt.Errorf("metadata inconsistent: last segment ends at %d, high watermark %d", segs[n-1].Last, st.HighWatermark)
+}
+
+// stepDown stops leading: produce and fetch answer NOT_LEADER_OR_FOLLOWER
+// and queued batches fail at the next flush (the client retries them on
+// the new leader, deduplicated there by the committed producer state).
+func (p *partition) stepDown() {
+	p.mu.Lock()
+	p.leader = false
+	p.mu.Unlock()
+}
+
+// noteFailedEpoch remembers an assignment that cannot be taken (stale), so
+// the leadership loop does not retry it every second.
+func (p *partition) noteFailedEpoch(epoch int32, err error) {
+	if !errors.Is(err, errStaleAssignment) {
+		return
 	}
 	p.mu.Lock()
-	p.leader, p.epoch, p.modRev = true, st.LeaderEpoch, rev
-	p.hw, p.logStart, p.segs = st.HighWatermark, st.LogStartOffset, segs
-	p.producers, p.pending = st.Producers, nil
+	p.failed = epoch
 	p.mu.Unlock()
-	return nil
+}
+
+func (p *partition) failedEpoch() int32 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.failed
 }
 
 func (p *partition) loadSegments(ctx context.Context) ([]segment, error) {

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/floe-io/floe/internal/metastore"
 )
@@ -112,52 +114,115 @@ func (tt *topicTable) all() []*topic {
 	return ts
 }
 
-// load reads every topic and takes leadership of its partitions.
-func (tt *topicTable) load(ctx context.Context) error {
-	kvs, err := tt.b.meta.List(ctx, "topics/")
+// load reads every topic; it returns the revision to watch from.
+func (tt *topicTable) load(ctx context.Context) (int64, error) {
+	kvs, rev, err := tt.b.meta.ListRev(ctx, "topics/")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, kv := range kvs {
 		var m topicMeta
 		if err := json.Unmarshal(kv.Value, &m); err != nil {
-			return fmt.Errorf("topic record %s: %w", kv.Key, err)
+			return 0, fmt.Errorf("topic record %s: %w", kv.Key, err)
 		}
-		t, err := tt.open(ctx, m)
-		if err != nil {
-			return err
+		if _, err := tt.ensure(m); err != nil {
+			return 0, err
 		}
-		tt.add(t)
 	}
-	return nil
+	return rev, nil
 }
 
-func (tt *topicTable) add(t *topic) {
-	tt.mu.Lock()
-	tt.byName[t.name] = t
-	tt.byID[t.id] = t
-	tt.mu.Unlock()
+// watch follows topics/ so topics created, grown, reconfigured or deleted
+// through any broker appear here.
+func (tt *topicTable) watch(ctx context.Context, fromRev int64) {
+	for ev := range tt.b.meta.Watch(ctx, "topics/", fromRev) {
+		switch ev.Type {
+		case metastore.EventPut:
+			var m topicMeta
+			if err := json.Unmarshal(ev.Value, &m); err != nil {
+				tt.b.log.Warn("bad topic record", "key", ev.Key, "err", err)
+				continue
+			}
+			if _, err := tt.ensure(m); err != nil {
+				tt.b.log.Warn("topic record", "key", ev.Key, "err", err)
+			}
+		case metastore.EventDelete:
+			if t := tt.get(strings.TrimPrefix(ev.Key, "topics/")); t != nil {
+				tt.forget(t)
+			}
+		case metastore.EventReset:
+			seen := map[string]bool{}
+			for _, kv := range ev.Snapshot {
+				var m topicMeta
+				if json.Unmarshal(kv.Value, &m) == nil {
+					seen[m.Name] = true
+					_, _ = tt.ensure(m)
+				}
+			}
+			for _, t := range tt.all() {
+				if !seen[t.name] {
+					tt.forget(t)
+				}
+			}
+		}
+		tt.b.clusterChanged()
+		tt.b.notify.broadcast()
+	}
 }
 
-// open builds a topic from its record and leads its partitions.
-func (tt *topicTable) open(ctx context.Context, m topicMeta) (*topic, error) {
+// ensure makes the in-memory topic match its record: created if new (or
+// re-created under a new id), its partitions grown and configs replaced.
+// Leadership is not taken here: the controller assigns it.
+func (tt *topicTable) ensure(m topicMeta) (*topic, error) {
 	idb, err := hex.DecodeString(m.ID)
 	if err != nil || len(idb) != 16 {
 		return nil, fmt.Errorf("topic %s: bad id %q", m.Name, m.ID)
 	}
-	t := &topic{name: m.Name, configs: m.Configs}
-	copy(t.id[:], idb)
-	if t.configs == nil {
-		t.configs = map[string]string{}
-	}
-	for p := int32(0); p < m.Partitions; p++ {
-		part := newPartition(tt.b, t, p)
-		if err := part.takeLeadership(ctx); err != nil {
-			return nil, fmt.Errorf("topic %s partition %d: %w", m.Name, p, err)
+	var id [16]byte
+	copy(id[:], idb)
+	tt.mu.Lock()
+	t := tt.byName[m.Name]
+	if t != nil && t.id != id {
+		// Deleted and created again before we saw the deletion.
+		delete(tt.byName, t.name)
+		delete(tt.byID, t.id)
+		for _, p := range t.partitions() {
+			p.markDeleted()
 		}
-		t.parts = append(t.parts, part)
+		t = nil
 	}
+	if t == nil {
+		t = &topic{name: m.Name, id: id}
+		tt.byName[t.name] = t
+		tt.byID[t.id] = t
+	}
+	tt.mu.Unlock()
+	configs := m.Configs
+	if configs == nil {
+		configs = map[string]string{}
+	}
+	t.mu.Lock()
+	t.configs = configs
+	for p := int32(len(t.parts)); p < m.Partitions; p++ {
+		t.parts = append(t.parts, newPartition(tt.b, t, p))
+	}
+	t.mu.Unlock()
 	return t, nil
+}
+
+// forget drops a deleted topic from memory (its records are gone already).
+func (tt *topicTable) forget(t *topic) {
+	tt.mu.Lock()
+	if tt.byName[t.name] == t {
+		delete(tt.byName, t.name)
+	}
+	if tt.byID[t.id] == t {
+		delete(tt.byID, t.id)
+	}
+	tt.mu.Unlock()
+	for _, p := range t.partitions() {
+		p.markDeleted()
+	}
 }
 
 // consumerOffsetsTopic is Kafka's internal topic for group offsets. floe
@@ -237,15 +302,28 @@ func (tt *topicTable) create(ctx context.Context, name string, partitions int32,
 	txn := tt.b.meta.Txn().IfModRevision(topicKey(name), 0).Put(topicKey(name), val)
 	if _, err := txn.Commit(ctx); err != nil {
 		if errors.Is(err, metastore.ErrConflict) {
+			// Created through another broker; our watch may not have
+			// delivered it yet.
+			if kv, gerr := tt.b.meta.Get(ctx, topicKey(name)); gerr == nil {
+				var other topicMeta
+				if json.Unmarshal(kv.Value, &other) == nil {
+					_, _ = tt.ensure(other)
+				}
+			}
 			return nil, fmt.Errorf("%w: %s", errTopicExists, name)
 		}
 		return nil, err
 	}
-	t, err := tt.open(ctx, m)
+	t, err := tt.ensure(m)
 	if err != nil {
 		return nil, err
 	}
-	tt.add(t)
+	tt.b.clusterChanged()
+	// The controller assigns leaders within milliseconds; answering after
+	// that spares clients a round of LEADER_NOT_AVAILABLE.
+	if !tt.b.waitLeaders(ctx, t, 5*time.Second) {
+		tt.b.log.Warn("topic created but not all partitions have a leader yet", "topic", name)
+	}
 	tt.b.log.Info("topic created", "topic", name, "partitions", partitions, "id", m.ID)
 	return t, nil
 }
@@ -256,14 +334,11 @@ func (tt *topicTable) remove(ctx context.Context, t *topic) error {
 	if err := tt.b.meta.Delete(ctx, topicKey(t.name)); err != nil {
 		return err
 	}
-	tt.mu.Lock()
-	delete(tt.byName, t.name)
-	delete(tt.byID, t.id)
-	tt.mu.Unlock()
-	for _, p := range t.partitions() {
-		p.markDeleted()
-	}
+	tt.forget(t)
 	idh := hex.EncodeToString(t.id[:])
+	if _, err := tt.b.meta.DeletePrefix(ctx, leadersPrefix+idh+"/"); err != nil {
+		return err
+	}
 	if _, err := tt.b.meta.DeletePrefix(ctx, "partitions/"+idh+"/"); err != nil {
 		return err
 	}
@@ -312,14 +387,12 @@ func (tt *topicTable) addPartitions(ctx context.Context, t *topic, total int32, 
 		return err
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	for p := int32(len(t.parts)); p < total; p++ {
-		part := newPartition(tt.b, t, p)
-		if err := part.takeLeadership(ctx); err != nil {
-			return err
-		}
-		t.parts = append(t.parts, part)
+		t.parts = append(t.parts, newPartition(tt.b, t, p))
 	}
+	t.mu.Unlock()
+	tt.b.clusterChanged()
+	tt.b.waitLeaders(ctx, t, 5*time.Second)
 	return nil
 }
 

@@ -115,6 +115,31 @@ func (w *walWriter) append(r *appendReq) error {
 	return nil
 }
 
+// dropQueued fails the requests queued for p (a term of ours that ended).
+func (w *walWriter) dropQueued(p *partition, code *kerr.Error) {
+	w.mu.Lock()
+	var drop []*appendReq
+	keep := w.pending[:0]
+	for _, q := range w.pending {
+		if q.p == p {
+			drop = append(drop, q)
+			w.bytes -= q.bytes
+			continue
+		}
+		keep = append(keep, q)
+	}
+	for i := len(keep); i < len(w.pending); i++ {
+		w.pending[i] = nil
+	}
+	w.pending = keep
+	w.space.Broadcast()
+	w.mu.Unlock()
+	if len(drop) > 0 {
+		p.settlePending(drop, true)
+		fail(drop, code)
+	}
+}
+
 func (w *walWriter) bufferedBytes() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -200,6 +200,55 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	return nil
 }
 
+// Resync follows a change of placement: groups owns no longer claims are
+// dropped (parked requests answered NOT_COORDINATOR, timers stopped), and
+// groups it newly claims are loaded from the store, where their previous
+// coordinator left them. Groups owned before and after stay as they are.
+// The caller keeps Owns false for groups in transit until Resync returns.
+func (c *Coordinator) Resync(ctx context.Context, owns func(group string) bool) error {
+	loaded, err := load(ctx, c.store)
+	if err != nil {
+		return err
+	}
+	now := c.clock.Now()
+	var drop []*group
+	c.mu.Lock()
+	if c.closed.Load() {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	for name, g := range c.groups {
+		if g.deleting == nil && !owns(name) {
+			drop = append(drop, g)
+			delete(c.groups, name)
+		}
+	}
+	added := 0
+	for name, st := range loaded {
+		if !owns(name) || c.groups[name] != nil {
+			continue
+		}
+		g := newGroup(c, name)
+		g.restore(st, now)
+		c.groups[name] = g
+		g.mu.Lock()
+		g.arm(now)
+		g.mu.Unlock()
+		added++
+	}
+	c.mu.Unlock()
+	for _, g := range drop {
+		g.mu.Lock()
+		g.shutdown()
+		g.state = Dead
+		g.mu.Unlock()
+	}
+	if len(drop) > 0 || added > 0 {
+		c.log.Info("group placement changed", "loaded", added, "dropped", len(drop))
+	}
+	return nil
+}
+
 // Close stops every timer and answers every parked JoinGroup and SyncGroup
 // with NOT_COORDINATOR, so clients go and find the coordinator again, then
 // waits for timer work in flight (a metadata write at most). Later calls

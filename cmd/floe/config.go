@@ -39,6 +39,11 @@ type serveConfig struct {
 	NumPartitions    int
 	LogLevel         string
 	LogFormat        string
+	Rack             string
+	LeaseTTL         time.Duration
+	BalanceInterval  time.Duration
+	BalanceBand      float64
+	DrainTimeout     time.Duration
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -65,6 +70,11 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.FlushBytes, "wal-flush-bytes", 8<<20, "upload as soon as this many bytes are buffered")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on Metadata requests (auto.create.topics.enable)")
 	fs.IntVar(&c.NumPartitions, "num-partitions", 1, "partitions of auto-created topics (num.partitions)")
+	fs.StringVar(&c.Rack, "rack", "", "rack (availability zone) of this broker, reported in Metadata")
+	fs.DurationVar(&c.LeaseTTL, "broker-lease-ttl", 6*time.Second, "membership lease: a dead broker's partitions move after at most this long")
+	fs.DurationVar(&c.BalanceInterval, "balance-interval", 10*time.Second, "how often the controller evens load across brokers")
+	fs.Float64Var(&c.BalanceBand, "balance-band", 0.2, "brokers within this fraction of the mean load count as balanced")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, wait at most this long for partitions to move to other brokers")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 }

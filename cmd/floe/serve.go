@@ -170,6 +170,11 @@ func serve(args []string) error {
 		bcfg.FlushBytes = cfg.FlushBytes
 		bcfg.AutoCreateTopics = cfg.AutoCreateTopics
 		bcfg.DefaultPartitions = int32(cfg.NumPartitions)
+		bcfg.Rack = cfg.Rack
+		bcfg.LeaseTTL = cfg.LeaseTTL
+		bcfg.BalanceInterval = cfg.BalanceInterval
+		bcfg.BalanceBand = cfg.BalanceBand
+		bcfg.DrainTimeout = cfg.DrainTimeout
 		b, err = broker.New(ctx, bcfg, meta, bucket, reg, logger.With("component", "broker"))
 		if err != nil {
 			return err
@@ -184,6 +189,15 @@ func serve(args []string) error {
 				return errors.New("not serving")
 			}
 			return nil
+		})
+		mux.HandleFunc("/v1/cluster", func(w http.ResponseWriter, r *http.Request) {
+			out, err := b.AdminClusterJSON(r.Context())
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(append(out, '\n'))
 		})
 		logger.Info("kafka listener ready", "addr", b.Addr())
 	}

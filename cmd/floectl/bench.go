@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/loadgen"
@@ -42,7 +43,7 @@ func benchCmd(ctx context.Context, args []string) error {
 	}
 	_, err = kadm.NewClient(cl).CreateTopic(ctx, int32(partitions), -1, nil, cfg.Topic)
 	cl.Close()
-	if err != nil {
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return err
 	}
 	res, err := loadgen.Produce(ctx, cfg)

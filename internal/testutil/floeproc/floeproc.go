@@ -58,6 +58,9 @@ type Options struct {
 	Bucket string
 	// Prefix is the key prefix inside the bucket; default "floe".
 	Prefix string
+	// EtcdEndpoints points floe at an etcd the test already runs (several
+	// floe processes of one cluster share it); it implies ExternalEtcd.
+	EtcdEndpoints []string
 	// Args are extra `floe serve` flags, e.g. "--wal-flush-interval=20ms".
 	Args []string
 }
@@ -141,7 +144,10 @@ func Start(t testing.TB, opts Options) *Floe {
 		opts:    opts,
 		crashed: make(chan struct{}),
 	}
-	if opts.ExternalEtcd {
+	switch {
+	case len(opts.EtcdEndpoints) > 0:
+		f.etcdEndpoints = opts.EtcdEndpoints
+	case opts.ExternalEtcd:
 		f.etcdEndpoints = metastoretest.StartEtcd(t)
 	}
 	logFile, err := os.OpenFile(f.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -231,6 +237,26 @@ func (f *Floe) Kill() {
 	f.logf("=== floeproc: SIGKILL")
 	_ = p.cmd.Process.Kill()
 	<-p.done
+}
+
+// Pause stops the process with SIGSTOP (a hung broker: its lease runs out
+// while it holds its partitions); Resume continues it.
+func (f *Floe) Pause() { f.signal(syscall.SIGSTOP, "SIGSTOP") }
+
+// Resume sends SIGCONT.
+func (f *Floe) Resume() { f.signal(syscall.SIGCONT, "SIGCONT") }
+
+func (f *Floe) signal(sig syscall.Signal, name string) {
+	f.t.Helper()
+	f.mu.Lock()
+	p := f.proc
+	running := f.runningLocked()
+	f.mu.Unlock()
+	if !running {
+		f.t.Fatalf("floeproc: %s: floe is not running", name)
+	}
+	f.logf("=== floeproc: %s", name)
+	_ = p.cmd.Process.Signal(sig)
 }
 
 // Stop sends SIGTERM and waits for a clean exit, sending SIGKILL after
