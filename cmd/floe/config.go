@@ -43,6 +43,7 @@ type serveConfig struct {
 	LeaseTTL         time.Duration
 	BalanceInterval  time.Duration
 	BalanceBand      float64
+	BalanceMaxMoves  int
 	DrainTimeout     time.Duration
 }
 
@@ -74,6 +75,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaseTTL, "broker-lease-ttl", 6*time.Second, "membership lease: a dead broker's partitions move after at most this long")
 	fs.DurationVar(&c.BalanceInterval, "balance-interval", 10*time.Second, "how often the controller evens load across brokers")
 	fs.Float64Var(&c.BalanceBand, "balance-band", 0.2, "brokers within this fraction of the mean load count as balanced")
+	fs.IntVar(&c.BalanceMaxMoves, "balance-max-moves", 4, "partitions the balancer may move per round (0 turns self-balancing off)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 15*time.Second, "on SIGTERM, wait at most this long for partitions to move to other brokers")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")

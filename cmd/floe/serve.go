@@ -174,6 +174,7 @@ func serve(args []string) error {
 		bcfg.LeaseTTL = cfg.LeaseTTL
 		bcfg.BalanceInterval = cfg.BalanceInterval
 		bcfg.BalanceBand = cfg.BalanceBand
+		bcfg.BalanceMaxMoves = cfg.BalanceMaxMoves
 		bcfg.DrainTimeout = cfg.DrainTimeout
 		b, err = broker.New(ctx, bcfg, meta, bucket, reg, logger.With("component", "broker"))
 		if err != nil {
