@@ -405,6 +405,17 @@ func (b *Broker) drain() {
 	}
 	b.clusterChanged()
 	done := b.waitView(ctx, b.cfg.DrainTimeout, func() bool {
+		// The whole cluster stopping (every broker draining) has nowhere
+		// to hand partitions to.
+		others := 0
+		for _, r := range b.view.live() {
+			if r.NodeID != b.cfg.NodeID && !r.Draining {
+				others++
+			}
+		}
+		if others == 0 {
+			return true
+		}
 		for _, t := range b.topics.all() {
 			for _, p := range t.partitions() {
 				if p.status().leader {

@@ -96,6 +96,13 @@ var tableTopicConfigDefs = []configDef{
 	{name: "table.topic.expire.snapshot.enabled", def: "true", typ: cfgBool},
 	{name: "table.topic.expire.snapshot.older.than.hours", def: "1", typ: cfgInt, min: 0},
 	{name: "table.topic.expire.snapshot.retain.last", def: "1", typ: cfgInt, min: 1},
+	// Maintenance (tabletopic/maintain): compaction toward
+	// target.file.size.bytes once a partition has min.input.files small
+	// files, and cleanup of unreferenced files older than the grace period.
+	{name: "table.topic.compaction.enable", def: "true", typ: cfgBool},
+	{name: "table.topic.compaction.min.input.files", def: "8", typ: cfgInt, min: 2},
+	{name: "table.topic.orphan.cleanup.enable", def: "true", typ: cfgBool},
+	{name: "table.topic.orphan.cleanup.older.than.hours", def: "24", typ: cfgInt, min: 1},
 }
 
 // automqTablePrefix is AutoMQ's spelling of the table-topic configs.

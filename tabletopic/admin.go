@@ -12,6 +12,8 @@ import (
 //	GET  /v1/tables               every table topic's TableStatus
 //	GET  /v1/tables/{name}        one, by topic, namespace.table or table name
 //	POST /v1/tables/{name}/retry  restart a table stopped by an error
+//	POST /v1/tables/{name}/compact  compact small files now (maintain.Handler)
+//	POST /v1/tables/{name}/expire   expire snapshots, remove orphan files now
 //
 // Mount it at /v1/tables and /v1/tables/.
 func (s *Service) Handler() http.Handler {
@@ -34,6 +36,9 @@ func (s *Service) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "retrying"})
 	})
+	maint := s.maint.Handler(s.resolveMaintenance)
+	mux.Handle("POST /v1/tables/{name}/compact", maint)
+	mux.Handle("POST /v1/tables/{name}/expire", maint)
 	return mux
 }
 

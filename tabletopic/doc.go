@@ -59,11 +59,34 @@
 // tolerance none, a rejected record stops its table after a round commits
 // everything before it; the table restarts on a config change or Retry.
 //
+// # Upsert and CDC
+//
+// With table.topic.id.columns and upsert.enable (or cdc.field, which
+// implies upsert semantics) the table holds the latest row per key: a
+// format-v2 table whose identifier fields are the id columns, made
+// required. Each round's commit is one row delta, under the same pinned
+// requirement and summary as an append: the keys' new rows, one equality
+// delete per table partition holding every key the round touched (it
+// removes rows of earlier commits only, by sequence number), and position
+// deletes for rows of the round a later record superseded (the worker
+// knows where it wrote them). A D (or Debezium d) record deletes its key;
+// a record without its id, or with an unknown operation, is a bad record.
+// upsert.go has the argument; a round must land in exactly one commit,
+// which round guarantees by ending the session on any failed commit.
+//
+// # Maintenance
+//
+// Package maintain compacts small data files, expires snapshots and
+// removes orphan files, in the background on the node leading partition 0
+// (maintenance.go) and on demand through the admin API. Its commits are
+// conditional like the data commits and carry floe.offsets forward, and
+// expiry keeps the newest snapshot holding them; see its package doc.
+//
 // # Not yet
 //
-// Upsert and CDC deletes, the dead-letter topic, compaction of small files
-// and orphan-file cleanup are not implemented; a topic configured for
-// upsert is refused with a clear status. Partitioned tables
+// The dead-letter topic is not implemented. Upsert tables do not write
+// deletion vectors (format v3) yet, and a partitioned upsert table must be
+// partitioned on id columns only. Partitioned append tables
 // (table.topic.partition.by) are written with iceberg-go's partitioned
 // fanout writer, one set of files per flush, so they have more, smaller
 // files than unpartitioned ones. Multi-node clusters: each node commits the partitions it

@@ -27,6 +27,13 @@ type writtenFile struct {
 	// df is the manifest entry when iceberg-go wrote the file (partitioned
 	// tables: it carries the partition record).
 	df iceberg.DataFile
+	// content is data (the zero value) or, for upsert tables, equality or
+	// position deletes; equalityIDs are an equality delete's key columns.
+	content     iceberg.ManifestEntryContent
+	equalityIDs []int
+	// partition holds the partition values of a file floe wrote itself
+	// into a partitioned table (upsert tables); nil when unpartitioned.
+	partition map[int]any
 }
 
 // dataFile builds the manifest entry for f; firstRowID is set for v3 tables.
@@ -37,20 +44,29 @@ func (f *writtenFile) dataFile(tbl *table.Table, firstRowID *int64) (iceberg.Dat
 		}
 		return f.df, nil
 	}
+	sortOrder := tbl.SortOrder().OrderID()
+	if f.content != iceberg.EntryContentData {
+		sortOrder = 0 // delete files are not sorted by the table's order
+	}
 	return table.DataFileFromMetadata(table.DataFileArgs{
-		Schema:        f.schema,
-		Spec:          tbl.Spec(),
-		Format:        iceberg.ParquetFile,
-		Metadata:      f.meta,
-		FilePath:      f.path,
-		FileSize:      f.size,
-		Content:       iceberg.EntryContentData,
-		SortOrderID:   tbl.SortOrder().OrderID(),
-		Properties:    tbl.Properties(),
-		FormatVersion: tbl.Metadata().Version(),
-		FirstRowID:    firstRowID,
+		Schema:           f.schema,
+		Spec:             tbl.Spec(),
+		Format:           iceberg.ParquetFile,
+		Metadata:         f.meta,
+		FilePath:         f.path,
+		FileSize:         f.size,
+		Content:          f.content,
+		EqualityFieldIDs: f.equalityIDs,
+		PartitionValues:  f.partition,
+		SortOrderID:      sortOrder,
+		Properties:       tbl.Properties(),
+		FormatVersion:    tbl.Metadata().Version(),
+		FirstRowID:       firstRowID,
 	})
 }
+
+// isDelete tells delete files from data files.
+func (f *writtenFile) isDelete() bool { return f.content != iceberg.EntryContentData }
 
 // fileSink is where a worker's files for one table go.
 type fileSink struct {
@@ -59,7 +75,10 @@ type fileSink struct {
 }
 
 func newFileSink(ctx context.Context, tbl *table.Table) (*fileSink, error) {
-	fsys, err := tbl.FS(ctx)
+	// iceberg-go's S3 IO keeps this context for every file it creates; a
+	// session's context is cancelled at shutdown, when the workers still
+	// close (and the final round commits) their files on purpose.
+	fsys, err := tbl.FS(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("table file IO: %w", err)
 	}
@@ -93,13 +112,11 @@ func writerProperties() *parquet.WriterProperties {
 	)
 }
 
-// newParquetWriter opens a new file named after the partition and first
-// offset it holds, plus a random suffix so that a retried conversion
-// never overwrites a file an earlier, possibly committed, attempt wrote.
-func newParquetWriter(sink *fileSink, sc *iceberg.Schema, asc *arrow.Schema, partition int32, firstOffset int64) (*parquetWriter, error) {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	name := fmt.Sprintf("%05d-%020d-%s.parquet", partition, firstOffset, hex.EncodeToString(rnd[:]))
+// openParquetWriter opens the file name (relative to the table's data
+// location). Data file names hold the Kafka partition and first offset
+// plus a random suffix, so that a retried conversion never overwrites a
+// file an earlier, possibly committed, attempt wrote.
+func openParquetWriter(sink *fileSink, sc *iceberg.Schema, asc *arrow.Schema, name string) (*parquetWriter, error) {
 	path := sink.loc.NewDataLocation(name)
 	f, err := sink.fs.Create(path)
 	if err != nil {
@@ -168,29 +185,47 @@ type rollingWriter struct {
 	target    int64
 	cur       *parquetWriter
 	done      []*writtenFile
+	// partValues and partPath place the files in one partition of a
+	// partitioned table (upsert tables; see upsertWriter).
+	partValues map[int]any
+	partPath   string
 }
 
 // write appends rec (rows converted to sc, the first at firstOffset).
 func (r *rollingWriter) write(rec arrow.RecordBatch, sc *iceberg.Schema, firstOffset int64) error {
+	_, _, err := r.writeRows(rec, sc, firstOffset)
+	return err
+}
+
+// writeRows is write, telling which file the rows went to and the
+// position of the first one in it (all of rec goes to one file).
+func (r *rollingWriter) writeRows(rec arrow.RecordBatch, sc *iceberg.Schema, firstOffset int64) (path string, start int64, err error) {
 	if r.cur != nil && !r.cur.schema.Equals(sc) {
 		if err := r.closeCurrent(); err != nil {
-			return err
+			return "", 0, err
 		}
 	}
 	if r.cur == nil {
-		w, err := newParquetWriter(r.sink, sc, rec.Schema(), r.partition, firstOffset)
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		name := fmt.Sprintf("%05d-%020d-%s.parquet", r.partition, firstOffset, hex.EncodeToString(rnd[:]))
+		if r.partPath != "" {
+			name = r.partPath + "/" + name
+		}
+		w, err := openParquetWriter(r.sink, sc, rec.Schema(), name)
 		if err != nil {
-			return err
+			return "", 0, err
 		}
 		r.cur = w
 	}
+	path, start = r.cur.path, r.cur.rows
 	if err := r.cur.write(rec); err != nil {
-		return err
+		return "", 0, err
 	}
 	if r.cur.size() >= r.target {
-		return r.closeCurrent()
+		return path, start, r.closeCurrent()
 	}
-	return nil
+	return path, start, nil
 }
 
 func (r *rollingWriter) closeCurrent() error {
@@ -204,6 +239,7 @@ func (r *rollingWriter) closeCurrent() error {
 		w.abort()
 		return err
 	}
+	f.partition = r.partValues
 	r.done = append(r.done, f)
 	return nil
 }

@@ -49,6 +49,10 @@ func (s *Service) newConverter(ctx context.Context, topic string, cfg *tableConf
 		KeySubject:   cfg.keySubject,
 		Transform:    cfg.transform,
 		LastColumnID: lastColumnID,
+		// An upsert table's rows must carry their key and, with CDC, a
+		// known operation: anything else is a bad record.
+		RequiredColumns: cfg.idColumns,
+		CDCColumn:       cfg.cdcField,
 	}
 	if s.cfg.Registry != nil {
 		cc.Registry = s.cfg.Registry

@@ -15,6 +15,8 @@ import (
 	icecatalog "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/catalog/rest"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/floe-io/floe/tabletopic/maintain"
 )
 
 // catalogClient is the part of the REST catalog client the pipeline uses.
@@ -36,6 +38,9 @@ type Service struct {
 	cfg Config
 	log Log
 	m   *metrics
+	// maint runs table maintenance (package maintain), in the background
+	// for the tables this node coordinates and on demand.
+	maint *maintain.Maintainer
 
 	catMu sync.Mutex
 	cat   *rest.Catalog
@@ -62,6 +67,7 @@ func New(cfg Config, log Log) (*Service, error) {
 		cfg:     cfg,
 		log:     log,
 		m:       newMetrics(cfg.Registerer),
+		maint:   maintain.New(maintain.Config{Logger: cfg.Logger, Registerer: cfg.Registerer}),
 		runners: map[string]*tableRunner{},
 		retry:   map[string]bool{},
 	}, nil

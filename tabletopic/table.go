@@ -213,7 +213,6 @@ type session struct {
 	dlqCommitted offsetMap // dead-letter table offsets likewise
 	pending      map[int32]*pendingPartition
 	lastCommit   time.Time
-	lastExpiry   time.Time
 }
 
 func (r *tableRunner) session(ctx context.Context) (err error) {
@@ -279,6 +278,9 @@ func (r *tableRunner) session(ctx context.Context) (err error) {
 	r.mu.Unlock()
 	r.setState(StateRunning, nil)
 	r.svc.cfg.Logger.Info("table topic converting", "table", r.name, "partitions", r.parts, "offsets", committed.encode())
+	// Compaction, snapshot expiry and orphan cleanup (maintenance.go) run
+	// beside the rounds for as long as the session does.
+	defer r.startMaintenance(ctx)()
 
 	commitTick := time.NewTicker(max(r.cfg.commitInterval, minCommitInterval))
 	defer commitTick.Stop()
@@ -314,7 +316,6 @@ func (r *tableRunner) session(ctx context.Context) (err error) {
 			if blocked != nil {
 				return blocked
 			}
-			r.maybeExpireSnapshots(ctx, s)
 		case <-lagTick.C:
 			r.updateLag(s)
 		}
@@ -325,6 +326,9 @@ func (r *tableRunner) session(ctx context.Context) (err error) {
 // partitioned fanout writer when the table is partitioned, else floe's
 // streaming rolling writer.
 func (r *tableRunner) dataWriter(ctx context.Context, tbl *table.Table, sink *fileSink, p int32) dataWriter {
+	if r.cfg.keyed() {
+		return newUpsertWriter(sink, tbl.Spec(), &r.cfg, p)
+	}
 	if tbl.Spec().IsUnpartitioned() {
 		return &rollingWriter{sink: sink, partition: p, target: r.cfg.targetFileBytes}
 	}
@@ -372,7 +376,7 @@ func (r *tableRunner) openTable(ctx context.Context, cat catalogClient) (*table.
 		return nil, fmt.Errorf("%w: %s is partitioned by %s but table.topic.partition.by asks for %s",
 			errTableConflict, r.name, describeSpec(spec, tbl.Schema()), describeSpec(want, tbl.Schema()))
 	}
-	return tbl, nil
+	return r.ensureIdentifier(ctx, tbl)
 }
 
 func (r *tableRunner) tableProperties() iceberg.Properties {
@@ -471,7 +475,9 @@ func (r *tableRunner) evolveSchema(ctx context.Context, proposed *iceberg.Schema
 			return nil, err
 		}
 		r.svc.cfg.Logger.Info("evolved table schema", "table", r.name, "schema_id", next.Schema().ID)
-		return next, nil
+		// New id columns arrive optional from the union: make them the
+		// required identifier fields before any row is written.
+		return r.ensureIdentifier(ctx, next)
 	}
 }
 
@@ -555,7 +561,9 @@ func (r *tableRunner) round(ctx context.Context, s *session) (blocked error, err
 func (r *tableRunner) countCommitted(ident table.Identifier, files []*writtenFile) {
 	var rows, bytes int64
 	for _, f := range files {
-		rows += f.rows
+		if !f.isDelete() {
+			rows += f.rows
+		}
 		bytes += f.size
 	}
 	r.mu.Lock()
@@ -657,7 +665,13 @@ func (r *tableRunner) commit(ctx context.Context, ident table.Identifier, expect
 		if err := tx.AssertRefSnapshotID(table.MainBranch); err != nil {
 			return err
 		}
-		if len(files) > 0 {
+		if slices.ContainsFunc(files, (*writtenFile).isDelete) {
+			// Upsert/CDC rounds: data and delete files in one row delta
+			// (see upsert.go), under the same pinned requirement.
+			if err := rowDelta(ctx, tx, tbl, files, props); err != nil {
+				return err
+			}
+		} else if len(files) > 0 {
 			dfs, err := dataFiles(tbl, files)
 			if err != nil {
 				return err
@@ -759,44 +773,6 @@ func (r *tableRunner) updateLag(s *session) {
 	r.mu.Lock()
 	r.st.LagRecords, r.st.LagSeconds = lagRecords, lagSeconds
 	r.mu.Unlock()
-}
-
-// maybeExpireSnapshots applies table.topic.expire.snapshot.* now and then.
-// It runs right after this node's commit, so the current snapshot, which
-// expiry always keeps, carries the offsets recovery needs.
-func (r *tableRunner) maybeExpireSnapshots(ctx context.Context, s *session) {
-	every := max(min(r.cfg.expireOlderThan/4, time.Hour), time.Minute)
-	if !r.cfg.expireSnapshots || time.Since(s.lastExpiry) < every || !s.lastCommit.After(s.lastExpiry) {
-		return
-	}
-	s.lastExpiry = time.Now()
-	cat, err := r.svc.catalog(ctx)
-	if err != nil {
-		return
-	}
-	r.catMu.Lock()
-	defer r.catMu.Unlock()
-	for _, ident := range []table.Identifier{r.ident, r.dlqID} {
-		tbl, err := cat.LoadTable(ctx, ident)
-		if errors.Is(err, icecatalog.ErrNoSuchTable) {
-			continue
-		}
-		if err == nil {
-			if snap := tbl.CurrentSnapshot(); snap == nil || snap.Summary == nil || snap.Summary.Properties[summaryOffsets] == "" {
-				continue
-			}
-		}
-		if err == nil {
-			tx := tbl.NewTransaction()
-			err = tx.ExpireSnapshots(table.WithOlderThan(r.cfg.expireOlderThan), table.WithRetainLast(r.cfg.expireRetainLast))
-			if err == nil {
-				_, err = tx.Commit(ctx)
-			}
-		}
-		if err != nil {
-			r.svc.cfg.Logger.Warn("snapshot expiry failed", "table", ident, "err", err)
-		}
-	}
 }
 
 // watchStopped keeps lag current while the table waits for a fix, so the

@@ -301,6 +301,9 @@ func (w *worker) convert(ctx context.Context, rec convert.Record) error {
 			w.next = rec.Offset + 1
 			return nil
 		case errors.Is(err, errSchemaChange) && attempt < 3:
+			if col := idColumnChanged(w.r.cfg.idColumns, w.conv.Schema(), w.conv.ProposedSchema()); col != "" {
+				return w.invalid(ctx, rec, fmt.Errorf("%w: the record's schema changes id column %s (type or nullability)", errInvalidRecord, col))
+			}
 			if err := w.evolve(ctx); err != nil {
 				return err
 			}
@@ -403,6 +406,11 @@ func (w *worker) answer(rq chan *checkpoint) error {
 	}
 	if err := w.data.closeCurrent(); err != nil {
 		return err
+	}
+	if re, ok := w.data.(roundEnder); ok {
+		if err := re.endRound(); err != nil {
+			return err
+		}
 	}
 	cp := &checkpoint{
 		partition: w.partition, end: w.next, data: w.data.take(), blocked: w.blocked,

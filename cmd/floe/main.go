@@ -22,6 +22,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "floe serve:", err)
 			os.Exit(1)
 		}
+	case "etcd":
+		if err := runEtcd(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "floe etcd:", err)
+			os.Exit(1)
+		}
 	case "version", "--version", "-version":
 		fmt.Println("floe", version)
 	case "help", "-h", "--help":
@@ -38,6 +43,7 @@ func usage() {
 
 commands:
   serve     run floe (all roles embedded by default); floe serve -h lists flags
+  etcd      run one member of a standalone etcd cluster for floe's metadata; floe etcd -h lists flags
   version   print the version
 `)
 }

@@ -28,6 +28,14 @@ func main() {
 		err = benchCmd(ctx, os.Args[2:])
 	case "table", "tables":
 		err = tableCmd(ctx, os.Args[2:])
+	case "cluster", "clusters":
+		if len(os.Args) > 2 && os.Args[2] == "balance" {
+			err = balanceCmd(ctx, os.Args[3:])
+			break
+		}
+		err = clusterCmd(ctx, os.Args[2:])
+	case "partition", "partitions":
+		err = partitionCmd(ctx, os.Args[2:])
 	case "help", "-h", "--help":
 		usage()
 		return
@@ -47,6 +55,12 @@ commands:
   topic list|create|delete|describe   manage topics
   bench produce                        measure produce throughput and latency
   table status [name] | retry name     table topics: state, lag, commits (admin API)
+  table compact name | expire name     table maintenance now: compaction; snapshot expiry and orphan cleanup
+  partition move --topic T --partition P --to N
+                                       move a partition's leadership (reassignment), timed
+  cluster balance status               members, controller, load per broker, recent moves
+  cluster create|list|describe|env|scale|delete
+                                       provision clusters: local processes, Kubernetes or compose
 `)
 }
 

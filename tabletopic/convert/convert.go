@@ -87,6 +87,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -186,6 +187,31 @@ type Config struct {
 	LastColumnID int
 	// Allocator for the Arrow builders; nil means memory.DefaultAllocator.
 	Allocator memory.Allocator
+	// RequiredColumns are top-level columns every row must have a value
+	// for (an upsert table's id columns): a new table's schema makes them
+	// required, evolution never makes them optional, and a record whose
+	// value for one is null or missing is an ErrInvalidRecord.
+	RequiredColumns []string
+	// CDCColumn, if set, is a top-level string column holding each row's
+	// change operation: a record whose value there is null or not one of
+	// CDCOp's is an ErrInvalidRecord.
+	CDCColumn string
+}
+
+// CDCOp classifies a change operation of the CDC column: I, U, D
+// (AutoMQ's cdc.field values) and Debezium's c, u, r, d, in either case.
+// ok is false for anything else.
+func CDCOp(op string) (isDelete, ok bool) {
+	if len(op) != 1 {
+		return false, false
+	}
+	switch op[0] {
+	case 'D', 'd':
+		return true, true
+	case 'I', 'i', 'U', 'u', 'C', 'c', 'R', 'r':
+		return false, true
+	}
+	return false, false
 }
 
 // Validate fills in defaults and checks the config.
@@ -253,6 +279,21 @@ type Converter struct {
 
 	rows, bytes int
 	r           reader
+
+	// checked are the builders of RequiredColumns and CDCColumn (nil when
+	// the table lacks the column), checked after each row is appended.
+	checked []checkedColumn
+	// dropped are builder rows Add appended and then rejected; Flush
+	// leaves them out (Arrow builders cannot take a row back).
+	dropped []int
+	built   int // rows in the builders, dropped ones included
+}
+
+// checkedColumn is a column every row must fill validly.
+type checkedColumn struct {
+	name string
+	b    array.Builder
+	cdc  bool
 }
 
 // New returns a converter for a table whose current schema is tableSchema,
@@ -306,11 +347,16 @@ func (c *Converter) initialSchema(ctx context.Context) (*iceberg.Schema, error) 
 	if err != nil {
 		return nil, err
 	}
-	m := merger{nextID: c.lastID, newTable: true}
+	m := merger{nextID: c.lastID, newTable: true, required: c.cfg.RequiredColumns}
 	var fields []iceberg.NestedField
 	for _, want := range wants {
 		if fields, err = m.mergeFields(fields, want, ""); err != nil {
 			return nil, err
+		}
+	}
+	for i := range fields {
+		if slices.Contains(c.cfg.RequiredColumns, fields[i].Name) {
+			fields[i].Required = true
 		}
 	}
 	return iceberg.NewSchema(0, fields...), nil
@@ -327,9 +373,24 @@ func (c *Converter) setTable(s *iceberg.Schema) error {
 	}
 	c.table, c.arrow = s, as
 	c.rb = array.NewRecordBuilder(c.cfg.Allocator, as)
+	c.built, c.dropped = 0, c.dropped[:0]
 	c.plans = make(map[[2]*source]*plan)
 	c.proposed = nil
 	c.lastID = max(c.lastID, s.HighestFieldID())
+	c.checked = c.checked[:0]
+	check := func(name string, cdc bool) {
+		cc := checkedColumn{name: name, cdc: cdc}
+		if i := fieldIndex(s.Fields(), name); i >= 0 {
+			cc.b = c.rb.Field(i)
+		}
+		c.checked = append(c.checked, cc)
+	}
+	for _, name := range c.cfg.RequiredColumns {
+		check(name, false)
+	}
+	if c.cfg.CDCColumn != "" {
+		check(c.cfg.CDCColumn, true)
+	}
 	return nil
 }
 
@@ -367,12 +428,57 @@ func (c *Converter) EstimatedBytes() int { return c.bytes }
 // Flush returns the pending rows (schema ArrowSchema()) and starts a new
 // batch; nil when there are none. The caller releases the record.
 func (c *Converter) Flush() arrow.RecordBatch {
-	if c.rows == 0 {
+	if c.built == 0 {
 		return nil
 	}
 	rec := c.rb.NewRecordBatch()
-	c.rows, c.bytes = 0, 0
+	dropped := c.dropped
+	c.rows, c.bytes, c.built, c.dropped = 0, 0, 0, c.dropped[:0]
+	if len(dropped) > 0 {
+		return withoutRows(rec, dropped)
+	}
 	return rec
+}
+
+// withoutRows returns rec minus the rows at the ascending indexes drop
+// (nil if none is left), releasing rec.
+func withoutRows(rec arrow.RecordBatch, drop []int) arrow.RecordBatch {
+	defer rec.Release()
+	var parts []arrow.RecordBatch
+	defer func() {
+		for _, p := range parts {
+			p.Release()
+		}
+	}()
+	from := 0
+	for _, d := range append(drop, int(rec.NumRows())) {
+		if d > from {
+			parts = append(parts, rec.NewSlice(int64(from), int64(d)))
+		}
+		from = d + 1
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	cols := make([]arrow.Array, rec.NumCols())
+	var rows int64
+	for _, p := range parts {
+		rows += p.NumRows()
+	}
+	for i := range cols {
+		chunks := make([]arrow.Array, len(parts))
+		for j, p := range parts {
+			chunks[j] = p.Column(i)
+		}
+		col, err := array.Concatenate(chunks, memory.DefaultAllocator)
+		if err != nil {
+			// Slices of one record have identical types: cannot happen.
+			panic(fmt.Sprintf("convert: concatenating slices of one batch: %v", err))
+		}
+		defer col.Release()
+		cols[i] = col
+	}
+	return array.NewRecordBatch(rec.Schema(), cols, rows)
 }
 
 // Release frees the builders; the converter is unusable afterwards.
@@ -428,12 +534,52 @@ func (c *Converter) Add(ctx context.Context, rec Record) error {
 	for _, b := range p.nulls {
 		b.AppendNull()
 	}
+	row := c.built
+	c.built++
+	if err := c.checkRow(row); err != nil {
+		c.dropped = append(c.dropped, row)
+		return err
+	}
 	c.rows++
 	c.bytes += rowOverhead + len(rec.Key) + len(rec.Value) + c.arrow.NumFields()*columnOverhead
 	for _, h := range rec.Headers {
 		c.bytes += len(h.Key) + len(h.Value) + columnOverhead
 	}
 	return nil
+}
+
+// checkRow rejects the row just appended if a required column is null
+// or the CDC column holds no known operation. The check reads the
+// builders after the fact because a value's nullness is only known once
+// it is decoded (a union branch, a field the writer schema lacks).
+func (c *Converter) checkRow(row int) error {
+	for _, cc := range c.checked {
+		what := "table.topic.id.columns"
+		if cc.cdc {
+			what = "table.topic.cdc.field"
+		}
+		if cc.b == nil {
+			return invalidf("the table has no column %s (%s)", cc.name, what)
+		}
+		if cc.b.IsNull(row) {
+			return invalidf("column %s (%s) is null or missing", cc.name, what)
+		}
+		if cc.cdc {
+			sb, ok := cc.b.(*array.StringBuilder)
+			if !ok {
+				return invalidf("column %s (%s) is %s, not a string", cc.name, what, cc.b.Type())
+			}
+			if op := sb.Value(row); !validCDCOp(op) {
+				return invalidf("column %s (%s) holds %q; want I, U, D or Debezium's c, u, r, d", cc.name, what, truncate([]byte(op), 16))
+			}
+		}
+	}
+	return nil
+}
+
+func validCDCOp(op string) bool {
+	_, ok := CDCOp(op)
+	return ok
 }
 
 // Rough per-row and per-value costs in Arrow builders: offsets, validity

@@ -107,7 +107,7 @@ func (c *Converter) planFor(ksrc, vsrc *source) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := merger{nextID: c.lastID}
+	m := merger{nextID: c.lastID, required: c.cfg.RequiredColumns}
 	fields := c.table.Fields()
 	for _, want := range wants {
 		if fields, err = m.mergeFields(fields, want, ""); err != nil {

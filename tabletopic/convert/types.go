@@ -3,6 +3,7 @@ package convert
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/apache/iceberg-go"
@@ -234,6 +235,9 @@ type merger struct {
 	nextID   int // last assigned field id
 	changed  bool
 	newTable bool // creating the table: required base columns stay required
+	// required are top-level columns that stay required whatever a
+	// record's schema says (Config.RequiredColumns).
+	required []string
 }
 
 func (m *merger) allocID() int {
@@ -281,8 +285,9 @@ func (m *merger) mergeFields(table, src []iceberg.NestedField, path string) ([]i
 	}
 	for _, tf := range table {
 		i, ok := byName[tf.Name]
+		keep := path == "" && slices.Contains(m.required, tf.Name)
 		if !ok {
-			if tf.Required {
+			if tf.Required && !keep {
 				tf.Required = false
 				m.changed = true
 			}
@@ -290,7 +295,7 @@ func (m *merger) mergeFields(table, src []iceberg.NestedField, path string) ([]i
 			continue
 		}
 		sf := src[i]
-		if tf.Required && !sf.Required {
+		if tf.Required && !sf.Required && !keep {
 			tf.Required = false
 			m.changed = true
 		}

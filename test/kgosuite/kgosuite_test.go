@@ -10,17 +10,20 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/floe-io/floe/internal/metastore/metastoretest"
 	"github.com/floe-io/floe/internal/testutil/floeproc"
+	"github.com/floe-io/floe/internal/testutil/s3server"
 )
 
 var resultLine = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+)`)
 
 func TestFranzGoSuite(t *testing.T) {
-	f := floeproc.Start(t, floeproc.Options{Roles: "broker"})
+	seeds := startFloe(t)
 	records := os.Getenv("KGO_TEST_RECORDS")
 	if records == "" {
 		records = "20000"
@@ -28,7 +31,7 @@ func TestFranzGoSuite(t *testing.T) {
 	cmd := exec.Command("go", "test", "-count=1", "-timeout=25m", "-v",
 		"github.com/twmb/franz-go/pkg/kgo", "-skip", "TestTxnEtl")
 	cmd.Env = append(os.Environ(),
-		"KGO_SEEDS="+f.KafkaAddr(), "KGO_TEST_RF=1", "KGO_TEST_RECORDS="+records)
+		"KGO_SEEDS="+seeds, "KGO_TEST_RF=1", "KGO_TEST_RECORDS="+records)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -69,6 +72,26 @@ func TestFranzGoSuite(t *testing.T) {
 	if counts["PASS"] == 0 {
 		t.Fatal("no franz-go test ran")
 	}
+}
+
+// startFloe starts one `floe serve`, or with FLOE_KGO_BROKERS=N a cluster
+// of N on one external etcd and bucket, and returns the seed list.
+func startFloe(t *testing.T) string {
+	n, _ := strconv.Atoi(os.Getenv("FLOE_KGO_BROKERS"))
+	if n <= 1 {
+		return floeproc.Start(t, floeproc.Options{Roles: "broker"}).KafkaAddr()
+	}
+	etcd := metastoretest.StartEtcd(t)
+	srv := s3server.Start(t)
+	bucket := srv.Bucket(t, "floe-kgo")
+	var seeds []string
+	for i := range n {
+		f := floeproc.Start(t, floeproc.Options{Roles: "broker", EtcdEndpoints: etcd, S3: srv, Bucket: bucket,
+			Args: []string{"--node-id=" + strconv.Itoa(i)}})
+		seeds = append(seeds, f.KafkaAddr())
+	}
+	t.Logf("franz-go suite against a cluster of %d brokers", n)
+	return strings.Join(seeds, ",")
 }
 
 func tail(s string, n int) string {
