@@ -8,3 +8,4 @@ go test -run XXX -bench . -benchmem ./internal/... ./broker/... ./tabletopic/...
 export FLOE_VERSITYGW="$root/bin/versitygw"
 (cd test/bench && go run . -floe "$root/bin/floe" -duration "${BENCH_DURATION:-20s}")
 (cd test/bench && go run ./freshness -floe "$root/bin/floe" -duration "${FRESHNESS_DURATION:-60s}")
+(cd test/bench && go run ./cluster -floe "$root/bin/floe" -duration "${BENCH_DURATION:-20s}")

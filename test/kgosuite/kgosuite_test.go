@@ -23,7 +23,17 @@ import (
 var resultLine = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+)`)
 
 func TestFranzGoSuite(t *testing.T) {
-	seeds := startFloe(t)
+	n, _ := strconv.Atoi(os.Getenv("FLOE_KGO_BROKERS"))
+	runSuite(t, startFloe(t, n))
+}
+
+// TestFranzGoSuiteCluster runs the same suite against three brokers, so
+// partitions and group coordinators live on different processes.
+func TestFranzGoSuiteCluster(t *testing.T) {
+	runSuite(t, startFloe(t, 3))
+}
+
+func runSuite(t *testing.T, seeds string) {
 	records := os.Getenv("KGO_TEST_RECORDS")
 	if records == "" {
 		records = "20000"
@@ -74,10 +84,9 @@ func TestFranzGoSuite(t *testing.T) {
 	}
 }
 
-// startFloe starts one `floe serve`, or with FLOE_KGO_BROKERS=N a cluster
-// of N on one external etcd and bucket, and returns the seed list.
-func startFloe(t *testing.T) string {
-	n, _ := strconv.Atoi(os.Getenv("FLOE_KGO_BROKERS"))
+// startFloe starts one `floe serve` (n <= 1), or a cluster of n on one
+// external etcd and bucket, and returns the seed list.
+func startFloe(t *testing.T, n int) string {
 	if n <= 1 {
 		return floeproc.Start(t, floeproc.Options{Roles: "broker"}).KafkaAddr()
 	}
