@@ -46,7 +46,7 @@ func fill(t *testing.T, c *cluster, topic string, mib int) {
 	t.Logf("filled %s with %d MiB in %v: %s", topic, mib, time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
 }
 
-// TestReassignmentTime moves a partition holding 10 MiB and one holding
+// TestReassignmentTime moves partitions holding 10 MiB, 100 MiB and
 // 1 GiB (FLOE_REASSIGN_BIG_MIB overrides) with Kafka's reassignment API and
 // reports how long each took until a produce on the new leader succeeded:
 // the time must not depend on the data held (nothing is copied).
@@ -60,7 +60,7 @@ func TestReassignmentTime(t *testing.T) {
 	sizes := []struct {
 		topic string
 		mib   int
-	}{{"small", 10}, {"big", big}}
+	}{{"small", 10}, {"medium", 100}, {"big", big}}
 	for _, s := range sizes {
 		createTopic(t, adm, s.topic, 1)
 		fill(t, c, s.topic, s.mib)
