@@ -149,6 +149,11 @@ func validateTopicConfig(name, value string) error {
 	bad := func(why string) error {
 		return fmt.Errorf("invalid value %q for configuration %s: %s", value, name, why)
 	}
+	if d.name == "table.topic.dlq.topic" && value != "" {
+		if err := validTopicName(value); err != nil {
+			return bad(err.Error())
+		}
+	}
 	switch d.typ {
 	case cfgLong, cfgInt:
 		bits := 64

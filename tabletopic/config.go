@@ -36,6 +36,9 @@ type Config struct {
 	PollInterval time.Duration
 	// ReadBytes bounds one log read (default 1 MiB).
 	ReadBytes int
+	// Brokers are Kafka bootstrap addresses for producing to dead-letter
+	// topics (table.topic.dlq.topic).
+	Brokers []string
 	// FlushBytes is how much converted data a worker buffers before it
 	// encodes a Parquet row group (default 8 MiB); it bounds memory.
 	FlushBytes int
@@ -107,7 +110,10 @@ type tableConfig struct {
 	idColumns []string
 	// cdcField is the column holding each record's operation (I/U/D or
 	// Debezium's c/u/r/d); empty when records are all upserts.
-	cdcField         string
+	cdcField string
+	// dlqTopic is table.topic.dlq.topic: rejected
+	// records are also produced there (dlqtopic.go). Empty: table only.
+	dlqTopic         string
 	expireSnapshots  bool
 	expireOlderThan  time.Duration
 	expireRetainLast int
@@ -192,6 +198,10 @@ func parseTableConfig(t TopicInfo) (tableConfig, error) {
 		c.idColumns = cols
 	}
 	c.cdcField = strings.TrimSpace(get("cdc.field", ""))
+	c.dlqTopic = strings.TrimSpace(get("dlq.topic", ""))
+	if c.dlqTopic == t.Name {
+		errs = append(errs, fmt.Errorf("table.topic.dlq.topic=%s is the topic itself", c.dlqTopic))
+	}
 	c.expireSnapshots = parseBool("expire.snapshot.enabled", "true")
 	c.expireOlderThan = time.Duration(parseInt("expire.snapshot.older.than.hours", "1", 0)) * time.Hour
 	c.expireRetainLast = int(parseInt("expire.snapshot.retain.last", "1", 1))

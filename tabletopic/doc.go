@@ -47,7 +47,8 @@
 // # Dead-letter table
 //
 // Records the converter rejects go, under errors.tolerance invalid_data or
-// all, to <table>_dlq, which has its own floe.offsets: every rejected
+// all, to <table>_dlq (and, at least once, to table.topic.dlq.topic when
+// set: dlqtopic.go), which has its own floe.offsets: every rejected
 // record below them is in it. Each round commits the dead-letter table
 // first (when it has rows), then the data table. After a failure a worker
 // resumes from the data table's offset D and dead-letters a record only if
@@ -84,7 +85,7 @@
 //
 // # Not yet
 //
-// The dead-letter topic is not implemented. Upsert tables do not write
+// Upsert tables do not write
 // deletion vectors (format v3) yet, and a partitioned upsert table must be
 // partitioned on id columns only. Partitioned append tables
 // (table.topic.partition.by) are written with iceberg-go's partitioned

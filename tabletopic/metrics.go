@@ -5,16 +5,17 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the pipeline's Prometheus series, labelled by table
 // (namespace.table).
 type metrics struct {
-	lagRecords     *prometheus.GaugeVec
-	lagSeconds     *prometheus.GaugeVec
-	commitDuration *prometheus.HistogramVec
-	commits        *prometheus.CounterVec
-	commitFailures *prometheus.CounterVec
-	rows           *prometheus.CounterVec
-	files          *prometheus.CounterVec
-	bytes          *prometheus.CounterVec
-	dlqRows        *prometheus.CounterVec
-	running        *prometheus.GaugeVec
+	lagRecords      *prometheus.GaugeVec
+	lagSeconds      *prometheus.GaugeVec
+	commitDuration  *prometheus.HistogramVec
+	commits         *prometheus.CounterVec
+	commitFailures  *prometheus.CounterVec
+	rows            *prometheus.CounterVec
+	files           *prometheus.CounterVec
+	bytes           *prometheus.CounterVec
+	dlqRows         *prometheus.CounterVec
+	dlqTopicRecords *prometheus.CounterVec
+	running         *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -57,13 +58,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: ns + "dlq_rows_total",
 			Help: "Rows committed to the table's dead-letter table.",
 		}, []string{"table"}),
+		dlqTopicRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ns + "dlq_topic_records_total",
+			Help: "Records produced to the table's dead-letter topic (at least once).",
+		}, []string{"table"}),
 		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: ns + "table_running",
 			Help: "1 while the table converts, 0 when stopped or in error.",
 		}, []string{"table"}),
 	}
 	reg.MustRegister(m.lagRecords, m.lagSeconds, m.commitDuration, m.commits, m.commitFailures,
-		m.rows, m.files, m.bytes, m.dlqRows, m.running)
+		m.rows, m.files, m.bytes, m.dlqRows, m.dlqTopicRecords, m.running)
 	return m
 }
 

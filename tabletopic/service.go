@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"maps"
 	"slices"
 	"strconv"
@@ -44,6 +45,9 @@ type Service struct {
 
 	catMu sync.Mutex
 	cat   *rest.Catalog
+
+	dlqMu     sync.Mutex
+	dlqClient *kgo.Client // dead-letter topics' producer, on first use
 
 	mu      sync.Mutex
 	runners map[string]*tableRunner // by topic name
@@ -111,6 +115,11 @@ func (s *Service) Close() error {
 		wg.Go(r.stop)
 	}
 	wg.Wait()
+	s.dlqMu.Lock()
+	if s.dlqClient != nil {
+		s.dlqClient.Close()
+	}
+	s.dlqMu.Unlock()
 	s.catMu.Lock()
 	defer s.catMu.Unlock()
 	if s.cat != nil {

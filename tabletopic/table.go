@@ -200,6 +200,7 @@ func (r *tableRunner) run(ctx context.Context) {
 type pendingPartition struct {
 	data    []*writtenFile
 	dlq     []*writtenFile
+	dead    []deadRecord
 	end     int64
 	firstTS int64
 }
@@ -494,6 +495,7 @@ func (r *tableRunner) round(ctx context.Context, s *session) (blocked error, err
 		pp := s.pending[cp.partition]
 		pp.data = append(pp.data, cp.data...)
 		pp.dlq = append(pp.dlq, cp.dlq...)
+		pp.dead = append(pp.dead, cp.dead...)
 		pp.end = cp.end
 		if pp.firstTS == 0 {
 			pp.firstTS = cp.firstTimestampMs
@@ -509,6 +511,7 @@ func (r *tableRunner) round(ctx context.Context, s *session) (blocked error, err
 	}
 	var (
 		dataFiles, dlqFiles []*writtenFile
+		dead                []deadRecord
 		ends                = offsetMap{}
 		advanced            bool
 	)
@@ -516,6 +519,7 @@ func (r *tableRunner) round(ctx context.Context, s *session) (blocked error, err
 		pp := s.pending[p]
 		dataFiles = append(dataFiles, pp.data...)
 		dlqFiles = append(dlqFiles, pp.dlq...)
+		dead = append(dead, pp.dead...)
 		ends[p] = pp.end
 		if pp.end != max(s.committed.get(p), 0) {
 			advanced = true
@@ -525,6 +529,14 @@ func (r *tableRunner) round(ctx context.Context, s *session) (blocked error, err
 		return blocked, nil
 	}
 	start := time.Now()
+	// The dead-letter topic gets the round's bad records before the
+	// dead-letter table commits them (at least once; dlqtopic.go).
+	if err := r.produceDeadRecords(ctx, dead); err != nil {
+		return nil, err
+	}
+	for _, p := range r.parts {
+		s.pending[p].dead = nil
+	}
 	if len(dlqFiles) > 0 {
 		if err := r.commit(ctx, r.dlqID, s.dlqCommitted, ends, dlqFiles); err != nil {
 			r.commitFailed()

@@ -42,6 +42,8 @@ type checkpoint struct {
 	blocked error
 	// skipped counts records retention deleted before conversion.
 	skipped int64
+	// dead are the rejected records for the dead-letter topic, if any.
+	dead []deadRecord
 }
 
 // worker converts one partition: it reads committed batches from next,
@@ -61,6 +63,7 @@ type worker struct {
 	dlqRows       *convert.DeadLetter
 	dlqFirst      int64
 	dlq           *rollingWriter
+	dead          []deadRecord // for the dead-letter topic (dlqtopic.go)
 	blocked       error
 	skippedRecord int64
 	// resumed: the table holds an offset for the partition, so records
@@ -360,6 +363,9 @@ func (w *worker) invalid(ctx context.Context, rec convert.Record, cause error) e
 			w.dlqFirst = rec.Offset
 		}
 		w.dlqRows.Add(rec, cause)
+		if w.r.cfg.dlqTopic != "" {
+			w.dead = append(w.dead, newDeadRecord(w.r.topic, rec, cause))
+		}
 	}
 	w.firstTS.CompareAndSwap(0, max(rec.TimestampMs, 1))
 	w.next = rec.Offset + 1
@@ -414,8 +420,9 @@ func (w *worker) answer(rq chan *checkpoint) error {
 	}
 	cp := &checkpoint{
 		partition: w.partition, end: w.next, data: w.data.take(), blocked: w.blocked,
-		firstTimestampMs: w.firstTS.Swap(0), skipped: w.skippedRecord,
+		firstTimestampMs: w.firstTS.Swap(0), skipped: w.skippedRecord, dead: w.dead,
 	}
+	w.dead = nil
 	w.skippedRecord = 0
 	if w.dlq != nil {
 		if err := w.flushDLQ(); err != nil {

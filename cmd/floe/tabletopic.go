@@ -45,6 +45,7 @@ func startTableTopics(ctx context.Context, cfg *serveConfig, b *broker.Broker, i
 		IOProps:    ioProps,
 		Registry:   registry,
 		NodeID:     int32(cfg.NodeID),
+		Brokers:    []string{b.Addr()}, // dead-letter topics are produced through the cluster
 		Logger:     logger.With("component", "tabletopic"),
 		Registerer: reg,
 	}, tableLog{b})

@@ -155,6 +155,7 @@ func (e *env) startService() {
 		ShutdownTimeout: 10 * time.Second,
 		MaxRetryBackoff: time.Second,
 		Registry:        e.registry.LocalClient(),
+		Brokers:         []string{e.broker.Addr()},
 		Logger:          testLogger(e.t),
 		Registerer:      e.reg,
 	}, brokerLog{e.broker})

@@ -295,7 +295,7 @@ func TestExactlyOnceAcrossRestartsAndFailedCommits(t *testing.T) {
 // fails; everything else lands in the table.
 func TestDeadLetterTable(t *testing.T) {
 	e := newEnv(t)
-	e.createTopic("logs", 8, withConfigs(tableOn, "table.topic.convert.value.type", "string"))
+	e.createTopic("logs", 8, withConfigs(tableOn, "table.topic.convert.value.type", "string", "table.topic.dlq.topic", "logs-dlq"))
 	e.startService()
 	cl := e.client(kgo.DefaultProduceTopic("logs"))
 	isBad := func(r *kgo.Record) bool { return bytes.HasPrefix(r.Value, []byte{0xc3, 0x28}) }
@@ -337,6 +337,49 @@ func TestDeadLetterTable(t *testing.T) {
 	if st.DLQRows < 40 {
 		t.Errorf("status counts %d dead-letter rows, want at least 40: %+v", st.DLQRows, st)
 	}
+	checkDeadLetterTopic(t, e, "logs-dlq", want, isBad)
+}
+
+// checkDeadLetterTopic reads the dead-letter topic: every bad record is
+// there (at least once: failed rounds produce again) with its bytes and
+// the headers naming its origin and error, and nothing else is.
+func checkDeadLetterTopic(t *testing.T, e *env, topic string, want *produced, isBad func(*kgo.Record) bool) {
+	t.Helper()
+	bad := map[string]*kgo.Record{}
+	want.mu.Lock()
+	defer want.mu.Unlock()
+	for _, r := range want.recs {
+		if isBad(r) {
+			bad[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = r
+		}
+	}
+	cl := e.client(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seen := map[string]int{}
+	for len(seen) < len(bad) && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, kv := range r.Headers {
+				h[kv.Key] = string(kv.Value)
+			}
+			at := h["floe.dlq.partition"] + "/" + h["floe.dlq.offset"]
+			orig, ok := bad[at]
+			switch {
+			case !ok:
+				t.Errorf("dead-letter topic holds %s, which is not a bad record", at)
+			case !bytes.Equal(r.Value, orig.Value) || !bytes.Equal(r.Key, orig.Key):
+				t.Errorf("dead-letter topic record for %s differs from the original", at)
+			case h["floe.dlq.topic"] != "logs" || !strings.Contains(h["floe.dlq.error"], "UTF-8"):
+				t.Errorf("dead-letter topic record for %s has headers %v", at, h)
+			}
+			seen[at]++
+		})
+	}
+	if len(seen) != len(bad) {
+		t.Fatalf("dead-letter topic holds %d of %d bad records", len(seen), len(bad))
+	}
+	t.Logf("dead-letter topic: all %d bad records, with origin and error headers", len(bad))
 }
 
 // Under errors.tolerance=none a bad record stops the table with a clear
