@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,10 @@ type Options struct {
 	EtcdEndpoints []string
 	// Args are extra `floe serve` flags, e.g. "--wal-flush-interval=20ms".
 	Args []string
+	// ObjectStoreEndpoint, when set, is the endpoint floe reaches the
+	// object store at instead of S3's own: a fault-injecting proxy in front
+	// of it (test/chaos). Bucket and credentials stay S3's.
+	ObjectStoreEndpoint string
 }
 
 // Floe is one floe process (and its successors after Restart), with fixed
@@ -198,7 +203,20 @@ func (f *Floe) S3() *s3server.Server { return f.s3 }
 func (f *Floe) Bucket() string { return f.bucket }
 
 // ObjectStoreURL is the --object-store URL.
-func (f *Floe) ObjectStoreURL() string { return f.s3.URL(f.bucket, f.opts.Prefix) }
+func (f *Floe) ObjectStoreURL() string {
+	u := f.s3.URL(f.bucket, f.opts.Prefix)
+	if f.opts.ObjectStoreEndpoint == "" {
+		return u
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		panic(fmt.Sprintf("floeproc: s3server made an unparsable URL %q: %v", u, err))
+	}
+	q := parsed.Query()
+	q.Set("endpoint", f.opts.ObjectStoreEndpoint)
+	parsed.RawQuery = q.Encode()
+	return parsed.String()
+}
 
 // EtcdEndpoints returns the external etcd's endpoints, or nil when etcd is
 // embedded in the floe process.
