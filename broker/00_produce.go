@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -68,11 +69,48 @@ func handleProduce(c *conn, kreq kmsg.Request) (respFuture, error) {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	if len(waits) > 0 {
+		if c.producing.Add(1) >= clientInFlightCap {
+			c.b.wal.urgent()
+		}
+	}
+	// The request's timeout bounds the wait for durability, as in Kafka:
+	// past it the partition answers REQUEST_TIMED_OUT (the batch may still
+	// land; idempotent producers' retries are deduplicated).
+	var (
+		timer   *time.Timer
+		expired <-chan time.Time // nil: no timeout, wait as long as it takes
+	)
+	if req.TimeoutMillis > 0 && len(waits) > 0 {
+		timer = time.NewTimer(time.Duration(req.TimeoutMillis) * time.Millisecond)
+		expired = timer.C
+	}
 	return func() kmsg.Response {
+		if len(waits) > 0 {
+			defer c.producing.Add(-1)
+		}
+		if timer != nil {
+			defer timer.Stop()
+		}
+		timedOut := false
 		for _, w := range waits {
-			<-w.req.done
-			res := w.req.result
 			sp := &resp.Topics[w.topic].Partitions[w.part]
+			if !timedOut {
+				select {
+				case <-w.req.done:
+				case <-expired:
+					timedOut = true
+				}
+			}
+			if timedOut {
+				select {
+				case <-w.req.done:
+				default:
+					sp.ErrorCode = kerr.RequestTimedOut.Code
+					continue
+				}
+			}
+			res := w.req.result
 			if res.err != nil {
 				sp.ErrorCode = res.err.Code
 				continue

@@ -391,3 +391,40 @@ func waitLeader(t *testing.T, adm *kadm.Client, topic string, p, node int32) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestProduceTimeout: a produce request whose flush outlasts its timeout
+// is answered REQUEST_TIMED_OUT at the timeout, not when the flush ends;
+// the batch still lands, once.
+func TestProduceTimeout(t *testing.T) {
+	store := metastoretest.OpenEmbedded(t)
+	faults := objstore.NewFaults(1)
+	b, _ := startBroker(t, store, objstore.WrapWithFaults(memory.New(), faults))
+	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("slow"))
+	createTopic(t, cl, "slow", 1, nil)
+	faults.Set(objstore.OpUpload, objstore.FaultRule{Latency: 5 * time.Second})
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 300
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "slow"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = oneBatch(t, []byte("late"))
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	start := time.Now()
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.RequestTimedOut.Code {
+		t.Fatalf("slow flush answered %v, want REQUEST_TIMED_OUT", kerr.ErrorForCode(code))
+	}
+	if took := time.Since(start); took >= 4*time.Second {
+		t.Fatalf("answered after %v, not at the request's timeout", took)
+	}
+	faults.Set(objstore.OpUpload, objstore.FaultRule{})
+	recs := consumeAll(t, b.Addr(), "slow", 1)
+	if string(recs[0].Value) != "late" {
+		t.Fatalf("log holds %q", recs[0].Value)
+	}
+}

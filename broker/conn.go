@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -34,6 +35,9 @@ type conn struct {
 	closed chan struct{}
 	// clientID and clientSoftware are informational (logs).
 	clientID string
+	// producing counts this connection's produce requests waiting for a
+	// flush (wal.go: a client at its in-flight cap asks for an early flush).
+	producing atomic.Int32
 }
 
 type pendingResp struct {

@@ -67,6 +67,39 @@ type walWriter struct {
 	incarnation int64
 
 	commitMu sync.Mutex // held while a flush or a log-start move commits
+
+	// urgentFlag asks for a flush before the cadence's next one: a client
+	// has as many produce requests waiting as it may have in flight.
+	urgentFlag atomic.Bool
+}
+
+// clientInFlightCap is how many produce requests Kafka clients keep in
+// flight per connection by default (Java, librdkafka with idempotence,
+// franz-go). A connection with that many waiting for a flush is a client
+// that can send nothing more until they are answered: its next records
+// would wait a second full cycle.
+const clientInFlightCap = 5
+
+// urgent asks for an early flush. It is honoured no sooner than
+// wal.flush.min.interval (default a quarter of the flush interval) after
+// the previous flush started, which bounds PUTs per second at four times
+// the cadence's rate, and only while less than an eighth of
+// wal.flush.bytes is buffered: at high throughput, flushes stay large
+// (object PUTs per GiB do not grow) and clients' in-flight requests carry
+// plenty each.
+func (w *walWriter) urgent() {
+	if w.urgentFlag.Swap(true) {
+		return
+	}
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *walWriter) urgentDue(lastStart time.Time) bool {
+	return w.urgentFlag.Load() && time.Since(lastStart) >= w.b.cfg.FlushMinInterval &&
+		w.bufferedBytes() < w.b.cfg.FlushBytes/8
 }
 
 func newWALWriter(b *Broker) *walWriter {
@@ -173,20 +206,26 @@ func (w *walWriter) run() {
 		if w.bufferedBytes() == 0 {
 			continue
 		}
-		if wait := time.Until(lastStart.Add(w.b.cfg.FlushInterval)); wait > 0 {
+		if wait := time.Until(lastStart.Add(w.b.cfg.FlushInterval)); wait > 0 && !w.urgentDue(lastStart) {
 			timer := time.NewTimer(wait)
+			// An urgent request may come before the earliest time it
+			// can be honoured: look again then.
+			early := time.NewTimer(time.Until(lastStart.Add(w.b.cfg.FlushMinInterval)))
 		wait:
-			for w.bufferedBytes() < w.b.cfg.FlushBytes {
+			for w.bufferedBytes() < w.b.cfg.FlushBytes && !w.urgentDue(lastStart) {
 				select {
 				case <-timer.C:
 					break wait
+				case <-early.C:
 				case <-w.kick:
 				case <-w.stop:
 					break wait
 				}
 			}
 			timer.Stop()
+			early.Stop()
 		}
+		w.urgentFlag.Store(false)
 		lastStart = time.Now()
 		w.flush(w.take())
 	}

@@ -35,6 +35,7 @@ type serveConfig struct {
 	Warehouse        string
 	FlushInterval    time.Duration
 	FlushBytes       int
+	FlushMinInterval time.Duration
 	AutoCreateTopics bool
 	NumPartitions    int
 	LogLevel         string
@@ -68,6 +69,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.CatalogDSN, "catalog-dsn", "", "catalog database DSN (default DATA-DIR/catalog.db for sqlite)")
 	fs.StringVar(&c.Warehouse, "warehouse", "", "Iceberg warehouse location (default: the object store's warehouse/ prefix)")
 	fs.DurationVar(&c.FlushInterval, "wal-flush-interval", 100*time.Millisecond, "upload buffered records at least this often")
+	fs.DurationVar(&c.FlushMinInterval, "wal-flush-min-interval", 0, "earliest a flush may follow the previous one when a client waits at its in-flight cap (0: a quarter of --wal-flush-interval; equal to it: no early flushes)")
 	fs.IntVar(&c.FlushBytes, "wal-flush-bytes", 8<<20, "upload as soon as this many bytes are buffered")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", true, "create unknown topics on Metadata requests (auto.create.topics.enable)")
 	fs.IntVar(&c.NumPartitions, "num-partitions", 1, "partitions of auto-created topics (num.partitions)")

@@ -168,6 +168,7 @@ func serve(args []string) error {
 		bcfg.AdvertisedAddr = cfg.AdvertisedKafka
 		bcfg.FlushInterval = cfg.FlushInterval
 		bcfg.FlushBytes = cfg.FlushBytes
+		bcfg.FlushMinInterval = cfg.FlushMinInterval
 		bcfg.AutoCreateTopics = cfg.AutoCreateTopics
 		bcfg.DefaultPartitions = int32(cfg.NumPartitions)
 		bcfg.Rack = cfg.Rack
