@@ -421,6 +421,10 @@ func (w *walWriter) upload(ctx context.Context, name string, obj []byte) error {
 
 var errFenced = errors.New("partition leadership lost")
 
+// commitAttemptTimeout bounds one flush commit before its outcome is read
+// back from the metadata store.
+const commitAttemptTimeout = 2500 * time.Millisecond
+
 // commit records the flush's segments and new high watermarks in one
 // transaction, conditional on every partition record being as this leader
 // last left it.
@@ -434,7 +438,14 @@ func (w *walWriter) commit(ctx context.Context, parts []*partFlush) (int64, erro
 			Put(segmentKey(pf.p.topic.id, pf.p.id, pf.base), seg).
 			Put(pf.p.key(), st)
 	}
-	rev, err := txn.Commit(ctx)
+	// A transaction sent while the etcd leader dies waits for the server's
+	// request timeout (about 7 s) though a new leader is elected in about
+	// one; giving up sooner and reading the outcome back (below) shortens
+	// that stall. The read-back is exact: it is linearizable, served by a
+	// leader that has committed (or dropped) everything its predecessor had.
+	cctx, ccancel := context.WithTimeout(ctx, commitAttemptTimeout)
+	rev, err := txn.Commit(cctx)
+	ccancel()
 	if err == nil {
 		return rev, nil
 	}
