@@ -113,10 +113,7 @@ type tableConfig struct {
 	cdcField string
 	// dlqTopic is table.topic.dlq.topic: rejected
 	// records are also produced there (dlqtopic.go). Empty: table only.
-	dlqTopic         string
-	expireSnapshots  bool
-	expireOlderThan  time.Duration
-	expireRetainLast int
+	dlqTopic string
 	// fingerprint changes whenever any table.topic.* value does, so a
 	// running table restarts on a config change.
 	fingerprint string
@@ -202,9 +199,8 @@ func parseTableConfig(t TopicInfo) (tableConfig, error) {
 	if c.dlqTopic == t.Name {
 		errs = append(errs, fmt.Errorf("table.topic.dlq.topic=%s is the topic itself", c.dlqTopic))
 	}
-	c.expireSnapshots = parseBool("expire.snapshot.enabled", "true")
-	c.expireOlderThan = time.Duration(parseInt("expire.snapshot.older.than.hours", "1", 0)) * time.Hour
-	c.expireRetainLast = int(parseInt("expire.snapshot.retain.last", "1", 1))
+	// Snapshot expiry, compaction and orphan cleanup settings are read by
+	// package maintain (maintain.ParsePolicy).
 
 	// flatten_debezium carries the op in its own column: with id columns
 	// it is the CDC field unless another one is named.
