@@ -24,14 +24,14 @@ import (
 
 // Config is the broker's configuration; cmd/floe fills it from flags.
 type Config struct {
-	NodeID             int32         `yaml:"node_id"`
-	KafkaAddr          string        `yaml:"kafka_addr"`
-	AdvertisedAddr     string        `yaml:"advertised_kafka_addr"`
-	FlushInterval      time.Duration `yaml:"wal_flush_interval"`
+	NodeID         int32         `yaml:"node_id"`
+	KafkaAddr      string        `yaml:"kafka_addr"`
+	AdvertisedAddr string        `yaml:"advertised_kafka_addr"`
+	FlushInterval  time.Duration `yaml:"wal_flush_interval"`
 	// FlushMinInterval is the earliest a flush may follow the previous one
 	// when a client waits at its in-flight cap (wal.go); FlushInterval
 	// turns early flushes off. 0: a quarter of FlushInterval.
-	FlushMinInterval time.Duration `yaml:"wal_flush_min_interval"`
+	FlushMinInterval   time.Duration `yaml:"wal_flush_min_interval"`
 	FlushBytes         int           `yaml:"wal_flush_bytes"`
 	AutoCreateTopics   bool          `yaml:"auto_create_topics"`
 	DefaultPartitions  int32         `yaml:"default_partitions"`
