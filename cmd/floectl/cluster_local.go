@@ -186,23 +186,41 @@ func (b *binaries) path(name string) (string, error) {
 
 // freePorts reserves n distinct loopback ports (all listeners are held open
 // together, so no two are the same), then releases them for the processes.
-func freePorts(n int) ([]int, error) {
+// Ports in taken (planned for processes not started yet, so not bound) are
+// never handed out again.
+func freePorts(n int, taken map[int]bool) ([]int, error) {
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
 			_ = l.Close()
 		}
 	}()
-	ports := make([]int, n)
-	for i := range ports {
+	ports := make([]int, 0, n)
+	for attempts := 0; len(ports) < n; attempts++ {
+		if attempts > 100*n {
+			return nil, errors.New("pick a free port: no distinct free ports")
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("pick a free port: %w", err)
 		}
 		lns = append(lns, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		if port := l.Addr().(*net.TCPAddr).Port; !taken[port] {
+			ports = append(ports, port)
+		}
 	}
 	return ports, nil
+}
+
+// plannedPorts are the ports of every process of the cluster.
+func (st *clusterState) plannedPorts() map[int]bool {
+	taken := map[int]bool{}
+	for _, p := range st.Processes {
+		for _, port := range p.Ports {
+			taken[port] = true
+		}
+	}
+	return taken
 }
 
 func randomHex(n int) string {
@@ -213,7 +231,7 @@ func randomHex(n int) string {
 
 // planLocal fills in the processes of a new local cluster.
 func (st *clusterState) planLocal() error {
-	ports, err := freePorts(2 + 1 + 3)
+	ports, err := freePorts(2+1+3, st.plannedPorts())
 	if err != nil {
 		return err
 	}
@@ -270,7 +288,7 @@ func (st *clusterState) addBrokers(n int) error {
 		return nil
 	}
 	etcd := st.proc(kindEtcd)
-	ports, err := freePorts(2 * (n - len(have)))
+	ports, err := freePorts(2*(n-len(have)), st.plannedPorts())
 	if err != nil {
 		return err
 	}

