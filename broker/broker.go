@@ -388,6 +388,17 @@ func (b *Broker) Ready() bool {
 	}
 }
 
+// othersCanLead reports whether another live broker is not draining: one
+// that partitions can be handed to.
+func (b *Broker) othersCanLead() bool {
+	for _, r := range b.view.live() {
+		if r.NodeID != b.cfg.NodeID && !r.Draining {
+			return true
+		}
+	}
+	return false
+}
+
 // drain hands this broker's partitions and coordinators to the other
 // brokers before it stops (SIGTERM, scale-in): it marks its registration
 // draining, and the controller moves everything away; producers see at
@@ -397,13 +408,7 @@ func (b *Broker) drain() {
 	if m == nil || b.cfg.DrainTimeout == 0 {
 		return
 	}
-	others := 0
-	for _, r := range b.view.live() {
-		if r.NodeID != b.cfg.NodeID && !r.Draining {
-			others++
-		}
-	}
-	if others == 0 {
+	if !b.othersCanLead() {
 		return
 	}
 	start := time.Now()
@@ -417,13 +422,7 @@ func (b *Broker) drain() {
 	done := b.waitView(ctx, b.cfg.DrainTimeout, func() bool {
 		// The whole cluster stopping (every broker draining) has nowhere
 		// to hand partitions to.
-		others := 0
-		for _, r := range b.view.live() {
-			if r.NodeID != b.cfg.NodeID && !r.Draining {
-				others++
-			}
-		}
-		if others == 0 {
+		if !b.othersCanLead() {
 			return true
 		}
 		for _, t := range b.topics.all() {

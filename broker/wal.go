@@ -150,12 +150,22 @@ func (w *walWriter) append(r *appendReq) error {
 
 // dropQueued fails the requests queued for p (a term of ours that ended).
 func (w *walWriter) dropQueued(p *partition, code *kerr.Error) {
+	drop := w.unqueue(func(q *appendReq) bool { return q.p == p })
+	if len(drop) > 0 {
+		p.settlePending(drop, true)
+		fail(drop, code)
+	}
+}
+
+// unqueue removes and returns the queued requests that match.
+func (w *walWriter) unqueue(match func(*appendReq) bool) []*appendReq {
 	w.mu.Lock()
-	var drop []*appendReq
+	defer w.mu.Unlock()
+	var out []*appendReq
 	keep := w.pending[:0]
 	for _, q := range w.pending {
-		if q.p == p {
-			drop = append(drop, q)
+		if match(q) {
+			out = append(out, q)
 			w.bytes -= q.bytes
 			continue
 		}
@@ -166,11 +176,7 @@ func (w *walWriter) dropQueued(p *partition, code *kerr.Error) {
 	}
 	w.pending = keep
 	w.space.Broadcast()
-	w.mu.Unlock()
-	if len(drop) > 0 {
-		p.settlePending(drop, true)
-		fail(drop, code)
-	}
+	return out
 }
 
 func (w *walWriter) bufferedBytes() int {
@@ -538,22 +544,9 @@ func (w *walWriter) failPartition(reqs []*appendReq, code *kerr.Error) {
 	}
 	var followers []*appendReq
 	if len(pids) > 0 {
-		w.mu.Lock()
-		keep := w.pending[:0]
-		for _, q := range w.pending {
-			if q.p == p && q.idempotent() && pids[q.hdrs[0].ProducerID] {
-				followers = append(followers, q)
-				w.bytes -= q.bytes
-				continue
-			}
-			keep = append(keep, q)
-		}
-		for i := len(keep); i < len(w.pending); i++ {
-			w.pending[i] = nil
-		}
-		w.pending = keep
-		w.space.Broadcast()
-		w.mu.Unlock()
+		followers = w.unqueue(func(q *appendReq) bool {
+			return q.p == p && q.idempotent() && pids[q.hdrs[0].ProducerID]
+		})
 	}
 	all := append(append([]*appendReq(nil), reqs...), followers...)
 	p.settlePending(all, true)

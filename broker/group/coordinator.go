@@ -189,12 +189,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, st := range loaded {
-		g := newGroup(c, name)
-		g.restore(st, now)
-		c.groups[name] = g
-		g.mu.Lock()
-		g.arm(now)
-		g.mu.Unlock()
+		c.restoreLocked(name, st, now)
 	}
 	c.log.Info("loaded consumer groups", "groups", len(loaded))
 	return nil
@@ -228,12 +223,7 @@ func (c *Coordinator) Resync(ctx context.Context, owns func(group string) bool) 
 		if !owns(name) || c.groups[name] != nil {
 			continue
 		}
-		g := newGroup(c, name)
-		g.restore(st, now)
-		c.groups[name] = g
-		g.mu.Lock()
-		g.arm(now)
-		g.mu.Unlock()
+		c.restoreLocked(name, st, now)
 		added++
 	}
 	c.mu.Unlock()
@@ -247,6 +237,17 @@ func (c *Coordinator) Resync(ctx context.Context, owns func(group string) bool) 
 		c.log.Info("group placement changed", "loaded", added, "dropped", len(drop))
 	}
 	return nil
+}
+
+// restoreLocked brings a persisted group back under c.mu, with its timers
+// armed from now.
+func (c *Coordinator) restoreLocked(name string, st *loadedGroup, now time.Time) {
+	g := newGroup(c, name)
+	g.restore(st, now)
+	c.groups[name] = g
+	g.mu.Lock()
+	g.arm(now)
+	g.mu.Unlock()
 }
 
 // Close stops every timer and answers every parked JoinGroup and SyncGroup

@@ -13,7 +13,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/floe-io/floe/internal/loadgen"
 	"github.com/floe-io/floe/internal/testutil/s3server"
+	"github.com/floe-io/floe/test/bench/benchproc"
 )
 
 func main() {
@@ -74,10 +74,10 @@ func run(dur time.Duration, floeBin string) error {
 	if err := s3.CreateBucket(ctx, "bench"); err != nil {
 		return err
 	}
-	kafkaAddr, adminAddr := freeAddr(), freeAddr()
+	kafkaAddr, adminAddr := benchproc.FreeAddr(), benchproc.FreeAddr()
 	cmd := exec.Command(floeBin, "serve", "--data-dir", filepath.Join(dir, "floe"), "--roles", "broker",
 		"--kafka-addr", kafkaAddr, "--admin-addr", adminAddr,
-		"--etcd-client-url", "http://"+freeAddr(), "--etcd-peer-url", "http://"+freeAddr(),
+		"--etcd-client-url", "http://"+benchproc.FreeAddr(), "--etcd-peer-url", "http://"+benchproc.FreeAddr(),
 		"--object-store", s3.URL("bench", "data"), "--log-level", "warn")
 	cmd.Env = append(os.Environ(), s3.Env()...)
 	logf, _ := os.Create(filepath.Join(dir, "floe.log"))
@@ -86,7 +86,7 @@ func run(dur time.Duration, floeBin string) error {
 		return err
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if err := waitReady(adminAddr, 60*time.Second); err != nil {
+	if err := benchproc.WaitReady(adminAddr, 60*time.Second); err != nil {
 		return err
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
@@ -142,30 +142,6 @@ func run(dur time.Duration, floeBin string) error {
 	fmt.Printf("| broker CPU-seconds per GiB | %.2f | |\n", cpu/gib)
 	fmt.Printf("| segment records per GiB: after the run / after compaction | %.0f / %.0f | |\n", segsBefore/gib, segsAfter/gib)
 	return nil
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitReady(admin string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("floe not ready after %v", timeout)
 }
 
 // scrape reads the Prometheus text exposition into name{labels} -> value.

@@ -11,16 +11,18 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/testutil/tool"
 )
 
 // TestThreeBrokersClients: franz-go, kcat and confluent-kafka-python each
 // produce through one broker and consume through another; partitions are
 // spread over the three brokers.
 func TestThreeBrokersClients(t *testing.T) {
-	kcat := lookTool(t, "kcat")
+	kcat := tool.Look(t, "kcat")
 	// Debian's interpreter has python3-confluent-kafka (make deps); a
 	// pyenv or venv python on PATH usually does not.
-	python := lookTool(t, "/usr/bin/python3")
+	python := tool.Look(t, "/usr/bin/python3")
 	c := startCluster(t, 3)
 	adm := c.admin(t)
 	const topic, parts = "spread", 6

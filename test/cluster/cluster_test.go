@@ -11,8 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,19 +153,6 @@ func waitLeader(t *testing.T, adm *kadm.Client, topic string, p, node, notNode i
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// lookTool finds a client tool; in CI a missing tool fails the test.
-func lookTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not installed (make deps installs it): %v", name, err)
-		}
-		t.Skipf("%s not installed; run make deps", name)
-	}
-	return path
 }
 
 // ackLog records what a producer was told.

@@ -305,13 +305,3 @@ func tailString(s string, n int) string {
 	}
 	return "..." + s[len(s)-n:]
 }
-
-// lookTool finds a client program or fails with how to install it.
-func lookTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found (%v): run `make deps`", name, err)
-	}
-	return p
-}

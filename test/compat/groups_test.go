@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/floe-io/floe/internal/testutil/tool"
 )
 
 // partOffset names one record of a topic.
@@ -783,8 +785,8 @@ func checkGroupLogs(produced map[partOffset]string, logs map[string][]groupEvent
 // and a second run in the same group must read exactly the records
 // produced after the first run: none again, none skipped.
 func TestGroupOffsetsSurviveRestart(t *testing.T) {
-	kcat := lookTool(t, "kcat")
-	node := lookTool(t, "node")
+	kcat := tool.Look(t, "kcat")
+	node := tool.Look(t, "node")
 	jsDir, err := filepath.Abs("js")
 	if err != nil {
 		t.Fatal(err)

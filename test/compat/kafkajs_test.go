@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/floe-io/floe/internal/testutil/tool"
 )
 
 // TestKafkaJS produces the dataset with kafkajs in every codec (gzip is
@@ -14,7 +16,7 @@ import (
 // checks the acknowledged offsets, reads it back with franz-go, and then
 // with a kafkajs consumer, which has to join a consumer group.
 func TestKafkaJS(t *testing.T) {
-	node := lookTool(t, "node")
+	node := tool.Look(t, "node")
 	jsDir, err := filepath.Abs("js")
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +69,7 @@ func npmCI(t *testing.T, dir string) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kafkajs")); err == nil {
 		return
 	}
-	npm := lookTool(t, "npm")
+	npm := tool.Look(t, "npm")
 	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
 	start := time.Now()

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/floe-io/floe/internal/testutil/tool"
 )
 
 // kcat splits its input on multi-byte delimiters, so binary keys and values
@@ -27,7 +29,7 @@ const (
 // TestKcat produces the dataset with kcat (librdkafka) from a file in
 // every codec, then reads it back with kcat and with franz-go.
 func TestKcat(t *testing.T) {
-	kcat := lookTool(t, "kcat")
+	kcat := tool.Look(t, "kcat")
 	ds := theDataset()
 	input := filepath.Join(t.TempDir(), "records.kcat")
 	if err := writeKcatInput(input, ds); err != nil {

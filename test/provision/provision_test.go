@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/floe-io/floe/internal/testutil/tool"
 )
 
 // brokerCount is how many brokers the lifecycle test provisions: the
@@ -172,15 +174,6 @@ func checkNothingLeft(t *testing.T, st state) {
 	}
 }
 
-func lookTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is required (make deps installs it): %v", name, err)
-	}
-	return p
-}
-
 var readyRE = regexp.MustCompile(`RUNNING: ready in ([0-9.]+)s`)
 
 // field returns the value of a "Label:  value" line of describe's output.
@@ -223,7 +216,7 @@ func httpGet(t *testing.T, u string) []byte {
 // and catalog traffic, create again (idempotent), a crashed broker repaired
 // by create, delete, and nothing left running.
 func TestProvisionLifecycle(t *testing.T) {
-	kcat := lookTool(t, "kcat")
+	kcat := tool.Look(t, "kcat")
 	e := newEnv(t)
 	const name = "demo"
 	e.deleteOnCleanup(name)
@@ -487,8 +480,8 @@ func writeScript(t *testing.T, path, body string) {
 // and `make deps` lines are what `make test` runs before any test, so they
 // are left out here; the clusters go to a temporary directory.
 func TestReadmeWalkthrough(t *testing.T) {
-	lookTool(t, "kcat")
-	lookTool(t, "node")
+	tool.Look(t, "kcat")
+	tool.Look(t, "node")
 	e := newEnv(t)
 	e.deleteOnCleanup("demo")
 	raw, err := os.ReadFile(filepath.Join(e.root, "README.md"))

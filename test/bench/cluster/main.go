@@ -9,8 +9,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/floe-io/floe/internal/loadgen"
 	"github.com/floe-io/floe/internal/testutil/s3server"
+	"github.com/floe-io/floe/test/bench/benchproc"
 )
 
 const (
@@ -82,7 +81,7 @@ func run(n int, dur time.Duration, floeBin string) (loadgen.ProduceResult, error
 	if err := s3.CreateBucket(ctx, "bench"); err != nil {
 		return zero, err
 	}
-	client, peer := freeAddr(), freeAddr()
+	client, peer := benchproc.FreeAddr(), benchproc.FreeAddr()
 	etcd, err := start(dir, "etcd", floeBin, nil, "etcd", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", "http://"+client, "--listen-peer-urls", "http://"+peer)
 	if err != nil {
@@ -91,7 +90,7 @@ func run(n int, dur time.Duration, floeBin string) (loadgen.ProduceResult, error
 	defer etcd.stop()
 	var seeds []string
 	for i := range n {
-		kafka, admin := freeAddr(), freeAddr()
+		kafka, admin := benchproc.FreeAddr(), benchproc.FreeAddr()
 		b, err := start(dir, "broker-"+strconv.Itoa(i), floeBin, s3.Env(), "serve", "--roles", "broker",
 			"--data-dir", filepath.Join(dir, "b"+strconv.Itoa(i)), "--node-id", strconv.Itoa(i),
 			"--kafka-addr", kafka, "--admin-addr", admin, "--etcd-endpoints", "http://"+client,
@@ -100,7 +99,7 @@ func run(n int, dur time.Duration, floeBin string) (loadgen.ProduceResult, error
 			return zero, err
 		}
 		defer b.stop()
-		if err := waitReady(admin, 60*time.Second); err != nil {
+		if err := benchproc.WaitReady(admin, 60*time.Second); err != nil {
 			return zero, fmt.Errorf("broker %d: %w", i, err)
 		}
 		seeds = append(seeds, kafka)
@@ -114,28 +113,4 @@ func run(n int, dur time.Duration, floeBin string) (loadgen.ProduceResult, error
 	}
 	cl.Close()
 	return loadgen.Produce(ctx, loadgen.ProduceConfig{Seeds: seeds, Topic: "bench", Duration: dur, RecordBytes: recordBytes})
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitReady(admin string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not ready after %v", admin, timeout)
 }

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,6 +39,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/floe-io/floe/internal/testutil/s3server"
+	"github.com/floe-io/floe/test/bench/benchproc"
 )
 
 type config struct {
@@ -86,10 +86,10 @@ func run(cfg config) error {
 	if err := s3.CreateBucket(ctx, "fresh"); err != nil {
 		return err
 	}
-	kafkaAddr, adminAddr, catAddr, regAddr := freeAddr(), freeAddr(), freeAddr(), freeAddr()
+	kafkaAddr, adminAddr, catAddr, regAddr := benchproc.FreeAddr(), benchproc.FreeAddr(), benchproc.FreeAddr(), benchproc.FreeAddr()
 	cmd := exec.Command(cfg.floeBin, "serve", "--data-dir", filepath.Join(dir, "floe"), "--roles", "broker,catalog,registry",
 		"--kafka-addr", kafkaAddr, "--admin-addr", adminAddr, "--catalog-addr", catAddr, "--registry-addr", regAddr,
-		"--etcd-client-url", "http://"+freeAddr(), "--etcd-peer-url", "http://"+freeAddr(),
+		"--etcd-client-url", "http://"+benchproc.FreeAddr(), "--etcd-peer-url", "http://"+benchproc.FreeAddr(),
 		"--object-store", s3.URL("fresh", "floe"), "--log-level", "warn")
 	cmd.Env = append(os.Environ(), s3.Env()...)
 	logPath := filepath.Join(dir, "floe.log")
@@ -110,7 +110,7 @@ func run(cfg config) error {
 		}
 		return fmt.Errorf("%w\nfloe log (tail):\n%s", err, b)
 	}
-	if err := waitReady(adminAddr, 60*time.Second); err != nil {
+	if err := benchproc.WaitReady(adminAddr, 60*time.Second); err != nil {
 		return fail(err)
 	}
 
@@ -385,28 +385,4 @@ func waitCommitted(admin string, ends map[int32]int64, timeout time.Duration) er
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("the table did not commit up to %v within %v; last status %s", ends, timeout, last)
-}
-
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitReady(admin string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("floe not ready after %v", timeout)
 }
